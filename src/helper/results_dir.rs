@@ -1,0 +1,292 @@
+//! The step results directory: reading the results earlier steps wrote, and writing
+//! signature results atomically.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use tekton_spire_verify::{ResultValue, legacy};
+
+/// Largest result file read, in bytes. Tekton's termination message holds 4 KiB in all;
+/// results through sidecar logs may be larger, but not beyond this.
+pub const MAX_RESULT_BYTES: u64 = 1024 * 1024;
+
+/// Why the results directory could not be used.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsDirError {
+    /// The directory is missing or unreadable.
+    #[error(
+        "cannot read the results directory {path}; check the step's workingDir and that Tekton mounted /tekton/results (is this running as a Task step?)"
+    )]
+    Unreadable {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A result file could not be read.
+    #[error("cannot read result file {path}")]
+    ReadResult {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A result file is not UTF-8 text or has a name that is not UTF-8.
+    #[error("result {path} is not UTF-8 text; Tekton results are text")]
+    NotText {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A result file is too large.
+    #[error("result {path} is larger than {MAX_RESULT_BYTES} bytes")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A result named with `--result` was not written by any step.
+    #[error("result {name:?} was named to be signed but no step wrote {path}")]
+    MissingResult {
+        /// The result.
+        name: String,
+        /// Where it was expected.
+        path: PathBuf,
+    },
+    /// Signature results exist already: a second signing step, or a step forging them.
+    #[error(
+        "refusing to overwrite the existing signature result {path}; sign once, as the last step, and do not let other steps write it"
+    )]
+    AlreadySigned {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Writing a signature result failed.
+    #[error("cannot write the signature result {path}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// An open results directory.
+#[derive(Debug)]
+pub(super) struct ResultsDir {
+    path: PathBuf,
+}
+
+impl ResultsDir {
+    pub(super) fn open(path: &Path) -> Result<Self, ResultsDirError> {
+        fs::read_dir(path).map_err(|source| ResultsDirError::Unreadable {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            path: path.to_owned(),
+        })
+    }
+
+    /// Fails if any of `names`, or for Tekton's format any of its material, exists.
+    pub(super) fn refuse_existing_signatures(
+        &self,
+        names: &[String],
+    ) -> Result<(), ResultsDirError> {
+        let existing = self.file_names()?;
+        let clash = existing.iter().find(|n| {
+            if names.is_empty() {
+                legacy::is_material(n)
+            } else {
+                names.contains(n)
+            }
+        });
+        match clash {
+            Some(name) => Err(ResultsDirError::AlreadySigned {
+                path: self.path.join(name),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads `only` (every result file if empty), sorted by name, as Tekton will type them.
+    pub(super) fn read_results(
+        &self,
+        only: &[String],
+    ) -> Result<Vec<(String, ResultValue)>, ResultsDirError> {
+        let names = if only.is_empty() {
+            self.file_names()?
+        } else {
+            let mut names = only.to_vec();
+            names.sort();
+            names.dedup();
+            names
+        };
+        names
+            .into_iter()
+            .map(|name| {
+                let value = self.read_one(&name)?;
+                Ok((name, value))
+            })
+            .collect()
+    }
+
+    fn read_one(&self, name: &str) -> Result<ResultValue, ResultsDirError> {
+        let path = self.path.join(name);
+        let read_error = |source| ResultsDirError::ReadResult {
+            path: path.clone(),
+            source,
+        };
+        let file = File::open(&path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => ResultsDirError::MissingResult {
+                name: name.to_owned(),
+                path: path.clone(),
+            },
+            _ => read_error(source),
+        })?;
+        let mut bytes = Vec::new();
+        file.take(MAX_RESULT_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_error)?;
+        if bytes.len() as u64 > MAX_RESULT_BYTES {
+            return Err(ResultsDirError::TooLarge { path });
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|_| ResultsDirError::NotText { path: path.clone() })?;
+        Ok(ResultValue::from_result_file(&text))
+    }
+
+    /// Regular files in the directory, sorted, without our own temporary files.
+    fn file_names(&self) -> Result<Vec<String>, ResultsDirError> {
+        let unreadable = |source| ResultsDirError::Unreadable {
+            path: self.path.clone(),
+            source,
+        };
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.path).map_err(unreadable)? {
+            let entry = entry.map_err(unreadable)?;
+            if !entry.file_type().map_err(unreadable)?.is_file() {
+                continue;
+            }
+            let name = entry
+                .file_name()
+                .into_string()
+                .map_err(|_| ResultsDirError::NotText { path: entry.path() })?;
+            if !name.starts_with('.') {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Writes a result atomically: a temporary file in the same directory, flushed to
+    /// disk, then renamed over the final name, so a reader sees all of it or nothing.
+    pub(super) fn write_result(&self, name: &str, value: &str) -> Result<(), ResultsDirError> {
+        let path = self.path.join(name);
+        let temp = self
+            .path
+            .join(format!(".{name}.tmp-{}", std::process::id()));
+        let write_error = |source| ResultsDirError::Write {
+            path: path.clone(),
+            source,
+        };
+        let result = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)?;
+            file.write_all(value.as_bytes())?;
+            file.sync_all()?;
+            fs::rename(&temp, &path)?;
+            File::open(&self.path)?.sync_all()
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result.map_err(write_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_are_read_sorted_and_typed_and_temporaries_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("b"), "[\"x\",\"y\"]").unwrap();
+        fs::write(dir.path().join("a"), "\"quoted\"").unwrap();
+        fs::write(dir.path().join(".a.tmp-1"), "junk").unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        let results = ResultsDir::open(dir.path())
+            .unwrap()
+            .read_results(&[])
+            .unwrap();
+        assert_eq!(
+            results,
+            vec![
+                ("a".to_owned(), ResultValue::String("quoted".into())),
+                (
+                    "b".to_owned(),
+                    ResultValue::Array(vec!["x".into(), "y".into()])
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_named_result_that_no_step_wrote_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = ResultsDir::open(dir.path())
+            .unwrap()
+            .read_results(&["x".into()])
+            .unwrap_err();
+        assert!(
+            matches!(err, ResultsDirError::MissingResult { .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn existing_signature_results_are_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("IMAGE.sig"), "forged").unwrap();
+        let rd = ResultsDir::open(dir.path()).unwrap();
+        assert!(matches!(
+            rd.refuse_existing_signatures(&[]),
+            Err(ResultsDirError::AlreadySigned { .. })
+        ));
+        assert!(rd.refuse_existing_signatures(&["SEAL".into()]).is_ok());
+    }
+
+    #[test]
+    fn a_written_result_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let rd = ResultsDir::open(dir.path()).unwrap();
+        rd.write_result("SEAL", "value").unwrap();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec!["SEAL"]);
+        assert_eq!(
+            fs::read_to_string(dir.path().join("SEAL")).unwrap(),
+            "value"
+        );
+    }
+
+    #[test]
+    fn binary_result_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("bin"), [0xff, 0xfe]).unwrap();
+        let err = ResultsDir::open(dir.path())
+            .unwrap()
+            .read_results(&[])
+            .unwrap_err();
+        assert!(matches!(err, ResultsDirError::NotText { .. }));
+    }
+}

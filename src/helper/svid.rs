@@ -1,0 +1,131 @@
+//! Fetching the X.509-SVID from the Workload API, waiting with backoff until the
+//! registration entry reaches the agent or the deadline passes.
+
+use std::time::Duration;
+
+use spiffe::workload_api::error::WorkloadApiError;
+use spiffe::{WorkloadApiClient, X509Svid};
+use tokio::time::Instant;
+
+/// Bounds of the retry delay.
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    /// The first delay.
+    pub initial: Duration,
+    /// The longest delay.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    /// 100 ms doubling to 2 s: the agent learns of a new entry within its sync interval
+    /// (5 s by default), so polling faster than that mostly finds nothing new.
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Why no SVID could be had.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The socket address is not a Workload API endpoint; retrying cannot help.
+    #[error("{socket:?} is not a Workload API endpoint (expected unix:///path/to/socket)")]
+    InvalidSocket {
+        /// The address given.
+        socket: String,
+        /// The cause.
+        #[source]
+        source: WorkloadApiError,
+    },
+    /// The agent answered, but issued no identity to this process before the deadline.
+    #[error(
+        "no X.509-SVID was issued to this process within {waited:?}: check that a registration entry matches this pod (the controller creates spiffe://<trust-domain>/ns/<namespace>/taskrun/<name> when the pod is scheduled) and that the agent can reach the server"
+    )]
+    NoIdentity {
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// The agent could not be reached before the deadline.
+    #[error(
+        "could not reach the SPIFFE Workload API at {socket} within {waited:?}: check that the SPIFFE CSI driver volume is mounted and SPIFFE_ENDPOINT_SOCKET names its socket"
+    )]
+    Unreachable {
+        /// The address used.
+        socket: String,
+        /// How long it waited.
+        waited: Duration,
+        /// The last error seen.
+        #[source]
+        source: WorkloadApiError,
+    },
+}
+
+/// Fetches the default X.509-SVID, retrying with jittered exponential backoff until
+/// `deadline` has passed.
+///
+/// # Errors
+/// [`FetchError::InvalidSocket`] at once; otherwise the last failure once the deadline
+/// has passed.
+pub(super) async fn fetch(
+    socket: &str,
+    deadline: Duration,
+    backoff: &Backoff,
+) -> Result<X509Svid, FetchError> {
+    let started = Instant::now();
+    let give_up = started + deadline;
+    let mut delay = backoff.initial;
+    let mut waiting_logged = false;
+    loop {
+        let attempt = tokio::time::timeout_at(give_up, attempt(socket)).await;
+        let error = match attempt {
+            Ok(Ok(svid)) => {
+                tracing::info!(spiffe_id = %svid.spiffe_id(), elapsed_ms = started.elapsed().as_millis() as u64, "received X.509-SVID");
+                return Ok(svid);
+            }
+            Ok(Err(e @ WorkloadApiError::Endpoint(_))) => {
+                return Err(FetchError::InvalidSocket {
+                    socket: socket.to_owned(),
+                    source: e,
+                });
+            }
+            Ok(Err(e)) => e,
+            Err(_elapsed) => WorkloadApiError::EmptyResponse,
+        };
+        let no_identity = matches!(
+            error,
+            WorkloadApiError::NoIdentityIssued | WorkloadApiError::PermissionDenied(_)
+        );
+        if !waiting_logged {
+            tracing::info!(error = %error, "no SVID yet; waiting for the registration entry to reach the agent");
+            waiting_logged = true;
+        } else {
+            tracing::debug!(error = %error, "no SVID yet");
+        }
+        let now = Instant::now();
+        if now >= give_up {
+            let waited = now - started;
+            return Err(if no_identity {
+                FetchError::NoIdentity { waited }
+            } else {
+                FetchError::Unreachable {
+                    socket: socket.to_owned(),
+                    waited,
+                    source: error,
+                }
+            });
+        }
+        // Full jitter: spreads the pods of a burst over the interval.
+        let sleep = delay.mul_f64(0.5 + fastrand::f64() * 0.5);
+        tokio::time::sleep_until((now + sleep).min(give_up)).await;
+        delay = (delay * 2).min(backoff.max);
+    }
+}
+
+async fn attempt(socket: &str) -> Result<X509Svid, WorkloadApiError> {
+    let client = WorkloadApiClient::connect_to(socket).await?;
+    client.fetch_x509_svid().await
+}

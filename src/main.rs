@@ -1,0 +1,102 @@
+//! The `tekton-spire` command: parses flags and calls the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tekton_spire::audit;
+use tekton_spire_verify::Format;
+
+/// Non-falsifiable Tekton TaskRun results with SPIRE.
+#[derive(Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Verify the signed results of a TaskRun against a trust bundle.
+    ///
+    /// Checks the certificate chain to the bundle at the time of signing (so an audit
+    /// years later still works after SVIDs and CAs rotated away), that the signing
+    /// certificate is an X.509-SVID naming exactly this TaskRun
+    /// (spiffe://<trust-domain>/ns/<namespace>/taskrun/<name>), every signature, and that
+    /// the signed results are exactly the results in the status. Reads both Tekton's
+    /// TEP-0089 format and the tekton-spire seal.
+    ///
+    /// Exit status: 0 verified, 1 rejected (the reason names the failed rule),
+    /// 2 an input could not be read or understood.
+    #[command(after_help = "Examples:
+  kubectl get taskrun build-abc -o json > tr.json
+  spire-server bundle show -format spiffe > bundle.json
+  tekton-spire verify --taskrun tr.json --bundle bundle.json --trust-domain example.org
+
+  # CA rotation: trust the old and the new roots; read the TaskRun from stdin
+  kubectl get taskrun build-abc -o yaml | tekton-spire verify --taskrun - \\
+      --bundle old-root.pem --bundle new-root.pem --trust-domain example.org --output json")]
+    Verify(VerifyArgs),
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// The TaskRun to verify, JSON or YAML (tekton.dev/v1 or v1beta1), as
+    /// `kubectl get taskrun NAME -o json` prints it; `-` reads standard input.
+    #[arg(long, value_name = "FILE|-")]
+    taskrun: PathBuf,
+    /// A trust bundle of the trust domain: PEM CERTIFICATE blocks, or a SPIFFE bundle
+    /// as `spire-server bundle show -format spiffe` prints it. Repeat it to trust
+    /// several (for example across a CA rotation).
+    #[arg(long, value_name = "FILE", required = true)]
+    bundle: Vec<PathBuf>,
+    /// The trust domain that must have issued the SVID, for example `example.org`.
+    #[arg(long, value_name = "TD")]
+    trust_domain: String,
+    /// Accept only this format; `seal` rejects Tekton's weaker format on clusters that
+    /// have moved on.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    require_format: Option<FormatArg>,
+    /// Clock skew, in seconds, allowed between the signing pod and the TaskRun's start
+    /// and completion times when judging a seal's signing time.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    clock_skew: u32,
+    /// `text` prints one line (a rejection on stderr); `json` prints one object on stdout
+    /// with the verdict, format, SPIFFE ID and signing time, or the reason's code.
+    #[arg(long, value_enum, default_value_t = OutputArg::Text)]
+    output: OutputArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    /// The tekton-spire seal.
+    Seal,
+    /// Tekton's TEP-0089 format.
+    Tekton,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OutputArg {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Verify(args) => audit::run(&audit::Request {
+            taskrun: args.taskrun,
+            bundles: args.bundle,
+            trust_domain: args.trust_domain,
+            require_format: args.require_format.map(|f| match f {
+                FormatArg::Seal => Format::Seal,
+                FormatArg::Tekton => Format::Tekton,
+            }),
+            clock_skew_seconds: args.clock_skew,
+            output: match args.output {
+                OutputArg::Text => audit::Output::Text,
+                OutputArg::Json => audit::Output::Json,
+            },
+        }),
+    }
+}
