@@ -78,10 +78,9 @@ pub(super) async fn fetch(
     let started = Instant::now();
     let give_up = started + deadline;
     let mut delay = backoff.initial;
-    let mut waiting_logged = false;
+    let mut last_error: Option<WorkloadApiError> = None;
     loop {
-        let attempt = tokio::time::timeout_at(give_up, attempt(socket)).await;
-        let error = match attempt {
+        match tokio::time::timeout_at(give_up, attempt(socket)).await {
             Ok(Ok(svid)) => {
                 tracing::info!(spiffe_id = %svid.spiffe_id(), elapsed_ms = started.elapsed().as_millis() as u64, "received X.509-SVID");
                 return Ok(svid);
@@ -92,30 +91,29 @@ pub(super) async fn fetch(
                     source: e,
                 });
             }
-            Ok(Err(e)) => e,
-            Err(_elapsed) => WorkloadApiError::EmptyResponse,
-        };
-        let no_identity = matches!(
-            error,
-            WorkloadApiError::NoIdentityIssued | WorkloadApiError::PermissionDenied(_)
-        );
-        if !waiting_logged {
-            tracing::info!(error = %error, "no SVID yet; waiting for the registration entry to reach the agent");
-            waiting_logged = true;
-        } else {
-            tracing::debug!(error = %error, "no SVID yet");
+            Ok(Err(error)) => {
+                if last_error.is_none() {
+                    tracing::info!(error = %error, "no SVID yet; waiting for the registration entry to reach the agent");
+                } else {
+                    tracing::debug!(error = %error, "no SVID yet");
+                }
+                last_error = Some(error);
+            }
+            // The deadline passed during an attempt: judge by what the agent said before.
+            Err(_elapsed) => {}
         }
         let now = Instant::now();
         if now >= give_up {
             let waited = now - started;
-            return Err(if no_identity {
-                FetchError::NoIdentity { waited }
-            } else {
-                FetchError::Unreachable {
+            return Err(match last_error {
+                Some(
+                    WorkloadApiError::NoIdentityIssued | WorkloadApiError::PermissionDenied(_),
+                ) => FetchError::NoIdentity { waited },
+                other => FetchError::Unreachable {
                     socket: socket.to_owned(),
                     waited,
-                    source: error,
-                }
+                    source: other.unwrap_or(WorkloadApiError::EmptyResponse),
+                },
             });
         }
         // Full jitter: spreads the pods of a burst over the interval.

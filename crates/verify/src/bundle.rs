@@ -75,7 +75,7 @@ impl TrustBundle {
         }
         for (index, der) in roots.iter().enumerate() {
             match X509Certificate::from_der(der) {
-                Ok((rest, _)) if rest.is_empty() => {}
+                Ok((&[], _)) => {}
                 _ => return Err(Error::Certificate { index }),
             }
         }

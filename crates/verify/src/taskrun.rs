@@ -98,21 +98,21 @@ impl ResultValue {
     }
 
     fn json_container(text: &str) -> Option<Self> {
-        if text.starts_with('[') {
-            if let Ok(items) = serde_json::from_str::<Vec<Option<String>>>(text) {
-                return Some(Self::Array(
-                    items.into_iter().map(Option::unwrap_or_default).collect(),
-                ));
-            }
+        if text.starts_with('[')
+            && let Ok(items) = serde_json::from_str::<Vec<Option<String>>>(text)
+        {
+            return Some(Self::Array(
+                items.into_iter().map(Option::unwrap_or_default).collect(),
+            ));
         }
-        if text.starts_with('{') {
-            if let Ok(map) = serde_json::from_str::<BTreeMap<String, Option<String>>>(text) {
-                return Some(Self::Object(
-                    map.into_iter()
-                        .map(|(k, v)| (k, v.unwrap_or_default()))
-                        .collect(),
-                ));
-            }
+        if text.starts_with('{')
+            && let Ok(map) = serde_json::from_str::<BTreeMap<String, Option<String>>>(text)
+        {
+            return Some(Self::Object(
+                map.into_iter()
+                    .map(|(k, v)| (k, v.unwrap_or_default()))
+                    .collect(),
+            ));
         }
         None
     }

@@ -69,12 +69,13 @@ pub(super) fn verify(
         });
     }
     for r in &taskrun.results {
-        if let Some(target) = r.name.strip_suffix(SIGNATURE_SUFFIX) {
-            if target != MANIFEST && !results.contains(target) {
-                return Err(Rejection::StraySignature {
-                    signature: r.name.clone(),
-                });
-            }
+        if let Some(target) = r.name.strip_suffix(SIGNATURE_SUFFIX)
+            && target != MANIFEST
+            && !results.contains(target)
+        {
+            return Err(Rejection::StraySignature {
+                signature: r.name.clone(),
+            });
         }
     }
 

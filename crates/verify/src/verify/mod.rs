@@ -130,13 +130,13 @@ struct RunTimes {
 pub fn verify(taskrun: &TaskRun, policy: &Policy) -> Result<Verified, Rejection> {
     // 1. Format.
     let format = detect_format(taskrun).ok_or(Rejection::Unsigned)?;
-    if let Some(required) = policy.required_format {
-        if required != format {
-            return Err(Rejection::FormatNotAllowed {
-                found: format,
-                required,
-            });
-        }
+    if let Some(required) = policy.required_format
+        && required != format
+    {
+        return Err(Rejection::FormatNotAllowed {
+            found: format,
+            required,
+        });
     }
     // 2. Run times.
     let start = taskrun
@@ -152,14 +152,14 @@ pub fn verify(taskrun: &TaskRun, policy: &Policy) -> Result<Verified, Rejection>
     // 3. Declared types.
     for result in &taskrun.results {
         let actual = result.value.type_name();
-        if let Some(declared) = &result.declared_type {
-            if declared != actual {
-                return Err(Rejection::TypeMismatch {
-                    result: result.name.clone(),
-                    declared: declared.clone(),
-                    actual,
-                });
-            }
+        if let Some(declared) = &result.declared_type
+            && declared != actual
+        {
+            return Err(Rejection::TypeMismatch {
+                result: result.name.clone(),
+                declared: declared.clone(),
+                actual,
+            });
         }
     }
     // 4. The format's checks.

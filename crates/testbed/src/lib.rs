@@ -1,0 +1,6 @@
+//! Test support shared by the integration tests and the demo: a local SPIRE server and
+//! agent (real binaries, through scripts/spire-local.sh) and TaskRuns shaped as Tekton
+//! reports them.
+
+pub mod spire;
+pub mod taskrun;

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# A local SPIRE server and agent on loopback, for the demo and the tests.
+#
+#   scripts/spire-local.sh start DIR [--tuned] [--watch PID]
+#       Builds (or reuses) SPIRE, starts spire-server (SQLite, admin socket DIR/server.sock)
+#       and spire-agent (join_token, unix workload attestor, Workload API at
+#       DIR/workload/agent.sock), waits until both are healthy and writes DIR/env (shell syntax):
+#       SPIRE_BIN, SPIRE_SERVER_SOCKET, SPIFFE_ENDPOINT_SOCKET, SPIRE_AGENT_ID, TRUST_DOMAIN.
+#       --tuned   shortens propagation: server cache reload 1 s, agent sync 1 s
+#                 (defaults: 5 s each; see spire-config/README.md).
+#       --watch   stops both when process PID exits (tests pass their own PID, so
+#                 nothing outlives them even when they are killed).
+#   scripts/spire-local.sh stop DIR
+#       Stops both (TERM, then KILL after 10 s). Safe to call twice.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+config_dir="$here/../spire-config/local"
+TRUST_DOMAIN=${TRUST_DOMAIN:-example.org}
+
+say() { printf 'spire-local: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+render() { # template output port server_extra agent_extra
+  sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$3|g" -e "s|@TRUST_DOMAIN@|$TRUST_DOMAIN|g" \
+      -e "s|@SERVER_EXTRA@|$4|g" -e "s|@AGENT_EXTRA@|$5|g" "$1" >"$2"
+}
+
+wait_healthy() { # name command...
+  local name=$1; shift
+  for _ in $(seq 1 150); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  say "$name did not become healthy within 30 s; its log:"
+  tail -n 30 "$dir/$name.log" >&2 || true
+  return 1
+}
+
+stop() {
+  local pid
+  for name in agent server; do
+    [[ -f "$dir/$name.pid" ]] || continue
+    pid=$(cat "$dir/$name.pid")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$dir/$name.pid"
+  done
+  if [[ -f "$dir/watchdog.pid" ]]; then
+    pid=$(cat "$dir/watchdog.pid")
+    rm -f "$dir/watchdog.pid"
+    [[ "$pid" != "${WATCHDOG_SELF:-}" ]] && kill "$pid" 2>/dev/null || true
+  fi
+}
+
+start() {
+  local tuned=0 watch=""
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      --tuned) tuned=1 ;;
+      --watch) watch=$2; shift ;;
+      *) die "unknown option $1" ;;
+    esac
+    shift
+  done
+  local bin
+  bin=$("$here/spire.sh") || die "SPIRE could not be built; see the messages above"
+  mkdir -p "$dir/server-data" "$dir/agent-data" "$dir/workload"
+  local port server_extra="" agent_extra=""
+  port=$(free_port)
+  if [[ $tuned == 1 ]]; then
+    server_extra='experimental { cache_reload_interval = "1s" }'
+    agent_extra='experimental { sync_interval = "1s" }'
+  fi
+  render "$config_dir/server.conf" "$dir/server.conf" "$port" "$server_extra" ""
+  render "$config_dir/agent.conf" "$dir/agent.conf" "$port" "" "$agent_extra"
+
+  "$bin/spire-server" run -config "$dir/server.conf" >"$dir/server.log" 2>&1 &
+  echo $! >"$dir/server.pid"
+  if [[ -n $watch ]]; then
+    # setsid: the watchdog must outlive the caller's process group to clean up after it.
+    setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; WATCHDOG_SELF=$$ "$2" stop "$3"' \
+      watchdog "$watch" "$here/spire-local.sh" "$dir" </dev/null >/dev/null 2>&1 &
+    echo $! >"$dir/watchdog.pid"
+  fi
+  wait_healthy server "$bin/spire-server" healthcheck -socketPath "$dir/server.sock" || { stop; exit 1; }
+
+  local token
+  token=$("$bin/spire-server" token generate -socketPath "$dir/server.sock" -ttl 3600 | awk '/^Token:/ {print $2}')
+  [[ -n $token ]] || { stop; die "spire-server did not generate a join token"; }
+  "$bin/spire-agent" run -config "$dir/agent.conf" -joinToken "$token" >"$dir/agent.log" 2>&1 &
+  echo $! >"$dir/agent.pid"
+  wait_healthy agent "$bin/spire-agent" healthcheck -socketPath "$dir/workload/agent.sock" || { stop; exit 1; }
+
+  cat >"$dir/env.tmp" <<ENV
+SPIRE_BIN=$bin
+SPIRE_SERVER_SOCKET=$dir/server.sock
+SPIFFE_ENDPOINT_SOCKET=unix://$dir/workload/agent.sock
+SPIRE_AGENT_ID=spiffe://$TRUST_DOMAIN/spire/agent/join_token/$token
+TRUST_DOMAIN=$TRUST_DOMAIN
+ENV
+  mv "$dir/env.tmp" "$dir/env"
+  say "server and agent healthy (server port $port, Workload API unix://$dir/workload/agent.sock)"
+}
+
+[[ $# -ge 2 ]] || die "usage: spire-local.sh start DIR [--tuned] [--watch PID] | stop DIR"
+cmd=$1
+dir=$(mkdir -p "$2" && cd "$2" && pwd)
+shift 2
+case $cmd in
+  start) start "$@" ;;
+  stop) stop ;;
+  *) die "unknown command $cmd (start or stop)" ;;
+esac

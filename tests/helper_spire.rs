@@ -1,0 +1,347 @@
+//! The signing helper against a real SPIRE server and agent (scripts/spire-local.sh):
+//! it signs in both formats and the verifier accepts the result; it waits for an entry
+//! that arrives late, gives up with a clear error when none arrives, gets nothing when
+//! its selectors do not match, and leaves no private key behind.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use tekton_spire_testbed::spire::Spire;
+use tekton_spire_testbed::taskrun::{Meta, from_results_dir};
+
+/// One test's world: a results directory, a private copy of the helper binary (so an
+/// entry's `unix:path` selector matches this test's helper and no other), a TaskRun name.
+struct Workspace {
+    dir: tempfile::TempDir,
+    name: String,
+}
+
+impl Workspace {
+    fn new(name: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("results")).unwrap();
+        std::fs::create_dir(dir.path().join("tmp")).unwrap();
+        std::fs::copy(
+            env!("CARGO_BIN_EXE_tekton-spire-sign"),
+            dir.path().join("sign"),
+        )
+        .unwrap();
+        let ws = Self {
+            dir,
+            name: name.to_owned(),
+        };
+        ws.write("IMAGE_DIGEST", "sha256:0123456789abcdef");
+        ws.write("tags", r#"["v1","latest"]"#);
+        ws.write(
+            "info",
+            r#"{"url":"https://example.org/repo","commit":"abc"}"#,
+        );
+        ws.write("summary", "built 2 images, pushed 1");
+        ws
+    }
+
+    fn results(&self) -> PathBuf {
+        self.dir.path().join("results")
+    }
+
+    fn helper(&self) -> PathBuf {
+        self.dir.path().join("sign")
+    }
+
+    fn write(&self, name: &str, value: &str) {
+        std::fs::write(self.results().join(name), value).unwrap();
+    }
+
+    fn spiffe_id(&self, spire: &Spire) -> String {
+        format!(
+            "spiffe://{}/ns/default/taskrun/{}",
+            spire.trust_domain(),
+            self.name
+        )
+    }
+
+    fn register(&self, spire: &Spire) {
+        spire
+            .register(
+                &self.spiffe_id(spire),
+                &format!("unix:path:{}", self.helper().display()),
+            )
+            .unwrap();
+    }
+
+    fn sign(&self, spire: &Spire, binary: &Path, format: &str, timeout_secs: u64) -> Output {
+        Command::new(binary)
+            .args(["--results-dir", self.results().to_str().unwrap()])
+            .args(["--format", format, "--timeout", &timeout_secs.to_string()])
+            .args([
+                "--taskrun-namespace",
+                "default",
+                "--taskrun-name",
+                &self.name,
+                "--taskrun-uid",
+                "uid-1",
+            ])
+            .env("SPIFFE_ENDPOINT_SOCKET", spire.workload_socket())
+            .env("TMPDIR", self.dir.path().join("tmp"))
+            .output()
+            .unwrap()
+    }
+
+    /// Writes the TaskRun as Tekton would report it and runs `tekton-spire verify`.
+    fn verify(&self, spire: &Spire, extra: &[&str]) -> Output {
+        let now = time::OffsetDateTime::now_utc();
+        let meta = Meta {
+            namespace: "default".into(),
+            name: self.name.clone(),
+            uid: "uid-1".into(),
+            start: now - time::Duration::minutes(1),
+            completion: now + time::Duration::seconds(1),
+        };
+        let taskrun = from_results_dir(&self.results(), &meta).unwrap();
+        let tr_path = self.dir.path().join("taskrun.json");
+        std::fs::write(&tr_path, serde_json::to_vec(&taskrun).unwrap()).unwrap();
+        let bundle_path = self.dir.path().join("bundle.json");
+        std::fs::write(&bundle_path, spire.bundle("spiffe").unwrap()).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_tekton-spire"))
+            .args([
+                "verify",
+                "--output",
+                "json",
+                "--trust-domain",
+                spire.trust_domain(),
+            ])
+            .arg("--taskrun")
+            .arg(&tr_path)
+            .arg("--bundle")
+            .arg(&bundle_path)
+            .args(extra)
+            .output()
+            .unwrap()
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(out)))
+}
+
+#[test]
+fn the_helper_seals_results_and_the_verifier_accepts_them() {
+    let spire = Spire::shared();
+    let ws = Workspace::new("seal-ok");
+    ws.register(spire);
+    let out = ws.sign(spire, &ws.helper(), "seal", 30);
+    assert!(out.status.success(), "helper failed: {}", stderr(&out));
+    assert!(ws.results().join("TEKTON_SPIRE_SEAL").exists());
+
+    let verdict = ws.verify(spire, &["--require-format", "seal"]);
+    assert_eq!(verdict.status.code(), Some(0), "{}", stderr(&verdict));
+    let v = json(&verdict);
+    assert_eq!(v["format"], "seal");
+    assert_eq!(v["spiffeId"], ws.spiffe_id(spire));
+    assert_eq!(v["results"].as_array().unwrap().len(), 4);
+
+    // The same status with one result changed after signing is rejected.
+    ws.write("IMAGE_DIGEST", "sha256:fedcba9876543210");
+    let tampered = ws.verify(spire, &[]);
+    assert_eq!(tampered.status.code(), Some(1));
+    assert_eq!(json(&tampered)["reason"]["code"], "signature.invalid");
+}
+
+#[test]
+fn the_helper_signs_tektons_format_and_the_verifier_accepts_it() {
+    let spire = Spire::shared();
+    let ws = Workspace::new("tekton-ok");
+    ws.register(spire);
+    let out = ws.sign(spire, &ws.helper(), "tekton", 30);
+    assert!(out.status.success(), "helper failed: {}", stderr(&out));
+    for name in [
+        "SVID",
+        "RESULT_MANIFEST",
+        "RESULT_MANIFEST.sig",
+        "IMAGE_DIGEST.sig",
+        "tags.sig",
+        "info.sig",
+    ] {
+        assert!(ws.results().join(name).exists(), "{name} missing");
+    }
+    let verdict = ws.verify(spire, &[]);
+    assert_eq!(verdict.status.code(), Some(0), "{}", stderr(&verdict));
+    assert_eq!(json(&verdict)["format"], "tekton");
+
+    // Signing twice is refused: the signature results exist.
+    let again = ws.sign(spire, &ws.helper(), "tekton", 5);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("refusing to overwrite"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+#[test]
+fn the_helper_started_before_its_entry_exists_signs_once_the_entry_arrives() {
+    let spire = Spire::shared();
+    let ws = Workspace::new("late-entry");
+    let mut child = Command::new(ws.helper())
+        .args([
+            "--results-dir",
+            ws.results().to_str().unwrap(),
+            "--timeout",
+            "60",
+        ])
+        .args([
+            "--taskrun-namespace",
+            "default",
+            "--taskrun-name",
+            &ws.name,
+            "--taskrun-uid",
+            "uid-1",
+        ])
+        .env("SPIFFE_ENDPOINT_SOCKET", spire.workload_socket())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the helper must still be waiting"
+    );
+    let registered = Instant::now();
+    ws.register(spire);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "helper failed: {}", stderr(&out));
+    eprintln!("entry to signed results: {:?}", registered.elapsed());
+    assert!(
+        stderr(&out).contains("waiting for the registration entry"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(ws.verify(spire, &[]).status.code(), Some(0));
+}
+
+#[test]
+fn without_an_entry_the_helper_gives_up_at_its_deadline_with_advice() {
+    let spire = Spire::shared();
+    let ws = Workspace::new("no-entry");
+    let started = Instant::now();
+    let out = ws.sign(spire, &ws.helper(), "seal", 3);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no X.509-SVID was issued to this process"),
+        "{err}"
+    );
+    assert!(err.contains("registration entry"), "{err}");
+    assert!(!ws.results().join("TEKTON_SPIRE_SEAL").exists());
+}
+
+#[test]
+fn a_process_whose_selectors_do_not_match_gets_no_svid() {
+    let spire = Spire::shared();
+    let ws = Workspace::new("wrong-selector");
+    ws.register(spire);
+    // Same program, other path: the unix:path selector does not match it.
+    let impostor = ws.dir.path().join("impostor");
+    std::fs::copy(ws.helper(), &impostor).unwrap();
+    let out = ws.sign(spire, &impostor, "seal", 4);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no X.509-SVID was issued"),
+        "{}",
+        stderr(&out)
+    );
+    // While the right binary gets it.
+    assert!(ws.sign(spire, &ws.helper(), "seal", 30).status.success());
+}
+
+#[test]
+fn signing_leaves_no_private_key_in_the_results_or_temporary_files() {
+    let spire = Spire::shared();
+    let ws = Workspace::new("no-key-left");
+    ws.register(spire);
+    assert!(ws.sign(spire, &ws.helper(), "tekton", 30).status.success());
+    std::fs::remove_dir_all(ws.results()).unwrap();
+    std::fs::create_dir(ws.results()).unwrap();
+    ws.write("IMAGE_DIGEST", "sha256:0");
+    assert!(ws.sign(spire, &ws.helper(), "seal", 30).status.success());
+
+    // PKCS#8 and SEC1 encodings of an EC key, and every PEM private key label.
+    let ec_pkcs8_prefix: &[u8] = &[
+        0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+    ];
+    let sec1_prefix: &[u8] = &[0x02, 0x01, 0x01, 0x04, 0x20];
+    let mut scanned = 0;
+    for dir in [ws.results(), ws.dir.path().join("tmp")] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            scanned += 1;
+            let mut views = vec![bytes.clone()];
+            // Also look inside every base64 and base64url field of the file.
+            for field in String::from_utf8_lossy(&bytes).split(['.', '\n', '"', ',']) {
+                use base64::Engine as _;
+                for engine in [
+                    base64::engine::general_purpose::STANDARD,
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                ] {
+                    if let Ok(decoded) = engine.decode(field.trim()) {
+                        views.push(decoded);
+                    }
+                }
+            }
+            for view in views {
+                let text = String::from_utf8_lossy(&view);
+                assert!(
+                    !text.contains("PRIVATE KEY"),
+                    "{} holds a PEM private key",
+                    path.display()
+                );
+                for prefix in [ec_pkcs8_prefix, sec1_prefix] {
+                    assert!(
+                        !view.windows(prefix.len()).any(|w| w == prefix),
+                        "{} holds DER private key material",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+    assert!(scanned >= 2, "nothing was scanned");
+    assert_eq!(
+        std::fs::read_dir(ws.dir.path().join("tmp"))
+            .unwrap()
+            .count(),
+        0,
+        "the helper left temporary files"
+    );
+}
+
+#[test]
+fn an_unreadable_results_directory_fails_fast_with_advice() {
+    let spire = Spire::shared();
+    let out = Command::new(env!("CARGO_BIN_EXE_tekton-spire-sign"))
+        .args([
+            "--results-dir",
+            "/nonexistent/results",
+            "--format",
+            "tekton",
+            "--timeout",
+            "30",
+        ])
+        .env("SPIFFE_ENDPOINT_SOCKET", spire.workload_socket())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot read the results directory"),
+        "{}",
+        stderr(&out)
+    );
+}
