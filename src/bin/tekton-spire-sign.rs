@@ -52,10 +52,13 @@ struct Args {
     /// it so that the signature cannot be replayed onto a later TaskRun of the same name.
     #[arg(long, value_name = "UID", required_if_eq("format", "seal"))]
     taskrun_uid: Option<String>,
-    /// A result to sign; repeat for each. By default every file in --results-dir is
-    /// signed: name the Task's declared results if a step writes other files there.
-    #[arg(long = "result", value_name = "NAME")]
-    results: Vec<String>,
+    /// A result to sign, as NAME or NAME:TYPE (TYPE: string, array or object, as the
+    /// Task declares it); repeat for each. By default every file in --results-dir is
+    /// signed and typed by its text. Name the declared results when a step writes other
+    /// files there, or when a `string` result holds JSON text (the status keeps it as a
+    /// string, so say NAME:string).
+    #[arg(long = "result", value_name = "NAME[:TYPE]")]
+    results: Vec<helper::ResultSpec>,
     /// Log lines as text or JSON, on stderr.
     #[arg(long, value_enum, default_value_t = LogArg::Text)]
     log_format: LogArg,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tekton_spire_verify::seal::{self, Seal, TaskRunIdentity};
 use tekton_spire_verify::{ResultValue, legacy};
 
-pub use results_dir::ResultsDirError;
+pub use results_dir::{DeclaredType, ResultSpec, ResultsDirError};
 pub use signer::SignerError;
 pub use svid::{Backoff, FetchError};
 
@@ -52,9 +52,10 @@ pub struct Config {
     pub deadline: Duration,
     /// The format to write.
     pub output: Output,
-    /// The results to sign; empty signs every file in the results directory. List the
-    /// Task's declared results when steps write files the Task does not declare.
-    pub results: Vec<String>,
+    /// The results to sign, with their declared types; empty signs every file in the
+    /// results directory, typed by their text. List the Task's declared results when
+    /// steps write files the Task does not declare, or a `string` result holds JSON.
+    pub results: Vec<ResultSpec>,
 }
 
 impl Config {
@@ -84,6 +85,22 @@ pub enum Error {
     /// The SVID's key could not sign.
     #[error(transparent)]
     Signer(#[from] SignerError),
+    /// The TaskRun's identity given on the command line is unusable.
+    #[error("--taskrun-{field} is {value:?}: pass $(context.taskRun.{field}) in the step's args so Tekton substitutes it")]
+    Identity {
+        /// `namespace`, `name` or `uid`.
+        field: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// The SVID names another workload than the TaskRun being signed.
+    #[error("the SVID is {actual}, not this TaskRun's ({expected_path}); check the registration entry of this pod")]
+    WrongSvid {
+        /// The path the SVID should have.
+        expected_path: String,
+        /// The SVID's SPIFFE ID.
+        actual: String,
+    },
 }
 
 /// What the helper wrote.
@@ -104,6 +121,16 @@ pub struct Signed {
 /// before the deadline, or writing fails. Nothing is half-written: each result file is
 /// written to a temporary file and renamed into place.
 pub async fn run(config: &Config) -> Result<Signed, Error> {
+    if let Output::Seal { namespace, name, uid } = &config.output {
+        for (field, value) in [("namespace", namespace), ("name", name), ("uid", uid)] {
+            if value.is_empty() || value.contains("$(") {
+                return Err(Error::Identity {
+                    field,
+                    value: value.clone(),
+                });
+            }
+        }
+    }
     let dir = results_dir::ResultsDir::open(&config.results_dir)?;
     let signature_names = match &config.output {
         Output::Seal { .. } => vec![seal::RESULT_NAME.to_owned()],
@@ -119,6 +146,16 @@ pub async fn run(config: &Config) -> Result<Signed, Error> {
 
     let svid = svid::fetch(&config.socket, config.deadline, &Backoff::default()).await?;
     let spiffe_id = svid.spiffe_id().to_string();
+    if let Output::Seal { namespace, name, .. } = &config.output {
+        // Fail here, with advice, rather than at verification with a bare mismatch.
+        let expected_path = format!("/ns/{namespace}/taskrun/{name}");
+        if svid.spiffe_id().path() != expected_path {
+            return Err(Error::WrongSvid {
+                expected_path,
+                actual: spiffe_id,
+            });
+        }
+    }
     let signer = signer::Signer::from_pkcs8(svid.private_key().as_ref())?;
     let chain: Vec<Vec<u8>> = svid
         .cert_chain()

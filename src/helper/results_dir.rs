@@ -55,6 +55,14 @@ pub enum ResultsDirError {
         /// Where it was expected.
         path: PathBuf,
     },
+    /// A result declared as an array or object does not parse as one.
+    #[error("result {name:?} is declared as {declared} but its text is not a JSON {declared} of strings; Tekton would drop it from the status")]
+    WrongType {
+        /// The result.
+        name: String,
+        /// The declared type.
+        declared: &'static str,
+    },
     /// Signature results exist already: a second signing step, or a step forging them.
     #[error(
         "refusing to overwrite the existing signature result {path}; sign once, as the last step, and do not let other steps write it"
@@ -72,6 +80,70 @@ pub enum ResultsDirError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A result to sign, with the type the Task declares for it, if known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultSpec {
+    /// The result's name.
+    pub name: String,
+    /// `string`, `array` or `object`, as the Task declares it.
+    pub declared: Option<DeclaredType>,
+}
+
+/// A result type a Task declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeclaredType {
+    /// `type: string` (the default): the status keeps the text as written.
+    String,
+    /// `type: array`: the text must be a JSON array of strings.
+    Array,
+    /// `type: object`: the text must be a JSON object of strings.
+    Object,
+}
+
+impl std::str::FromStr for ResultSpec {
+    type Err = String;
+
+    /// `NAME` or `NAME:TYPE`, TYPE one of `string`, `array`, `object`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, declared) = match s.split_once(':') {
+            None => (s, None),
+            Some((name, "string")) => (name, Some(DeclaredType::String)),
+            Some((name, "array")) => (name, Some(DeclaredType::Array)),
+            Some((name, "object")) => (name, Some(DeclaredType::Object)),
+            Some((_, other)) => {
+                return Err(format!("type {other:?} is not string, array or object"));
+            }
+        };
+        if name.is_empty() || name.contains('/') {
+            return Err(format!("{name:?} is not a result name"));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            declared,
+        })
+    }
+}
+
+/// The value Tekton's status will hold for `text`.
+fn typed(spec: &ResultSpec, text: String) -> Result<ResultValue, ResultsDirError> {
+    let guessed = ResultValue::from_result_file(&text);
+    let expected = match spec.declared {
+        None => return Ok(guessed),
+        // A declared string keeps its text even when the text is JSON.
+        Some(DeclaredType::String) => return Ok(ResultValue::String(text)),
+        Some(DeclaredType::Array) => "array",
+        Some(DeclaredType::Object) => "object",
+    };
+    if guessed.type_name() == expected {
+        Ok(guessed)
+    } else {
+        Err(ResultsDirError::WrongType {
+            name: spec.name.clone(),
+            declared: expected,
+        })
+    }
 }
 
 /// An open results directory.
@@ -112,29 +184,33 @@ impl ResultsDir {
         }
     }
 
-    /// Reads `only` (every result file if empty), sorted by name, as Tekton will type them.
+    /// Reads `only` (every result file if empty), sorted by name, typed as Tekton's
+    /// status will show them: by a declared type where one is given, else by the text.
     pub(super) fn read_results(
         &self,
-        only: &[String],
+        only: &[ResultSpec],
     ) -> Result<Vec<(String, ResultValue)>, ResultsDirError> {
-        let names = if only.is_empty() {
+        let mut specs: Vec<ResultSpec> = if only.is_empty() {
             self.file_names()?
+                .into_iter()
+                .map(|name| ResultSpec { name, declared: None })
+                .collect()
         } else {
-            let mut names = only.to_vec();
-            names.sort();
-            names.dedup();
-            names
+            only.to_vec()
         };
-        names
+        specs.sort_by(|a, b| a.name.cmp(&b.name));
+        specs.dedup_by(|a, b| a.name == b.name);
+        specs
             .into_iter()
-            .map(|name| {
-                let value = self.read_one(&name)?;
-                Ok((name, value))
+            .map(|spec| {
+                let text = self.read_one(&spec.name)?;
+                let value = typed(&spec, text)?;
+                Ok((spec.name, value))
             })
             .collect()
     }
 
-    fn read_one(&self, name: &str) -> Result<ResultValue, ResultsDirError> {
+    fn read_one(&self, name: &str) -> Result<String, ResultsDirError> {
         let path = self.path.join(name);
         let read_error = |source| ResultsDirError::ReadResult {
             path: path.clone(),
@@ -154,9 +230,7 @@ impl ResultsDir {
         if bytes.len() as u64 > MAX_RESULT_BYTES {
             return Err(ResultsDirError::TooLarge { path });
         }
-        let text = String::from_utf8(bytes)
-            .map_err(|_| ResultsDirError::NotText { path: path.clone() })?;
-        Ok(ResultValue::from_result_file(&text))
+        String::from_utf8(bytes).map_err(|_| ResultsDirError::NotText { path: path.clone() })
     }
 
     /// Regular files in the directory, sorted, without our own temporary files.
@@ -229,7 +303,7 @@ mod tests {
         assert_eq!(
             results,
             vec![
-                ("a".to_owned(), ResultValue::String("quoted".into())),
+                ("a".to_owned(), ResultValue::String("\"quoted\"".into())),
                 (
                     "b".to_owned(),
                     ResultValue::Array(vec!["x".into(), "y".into()])
@@ -243,7 +317,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = ResultsDir::open(dir.path())
             .unwrap()
-            .read_results(&["x".into()])
+            .read_results(&["x".parse().unwrap()])
             .unwrap_err();
         assert!(
             matches!(err, ResultsDirError::MissingResult { .. }),
@@ -277,6 +351,20 @@ mod tests {
             fs::read_to_string(dir.path().join("SEAL")).unwrap(),
             "value"
         );
+    }
+
+    #[test]
+    fn a_declared_type_decides_how_json_text_is_typed() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("list"), "[\"a\"]").unwrap();
+        let rd = ResultsDir::open(dir.path()).unwrap();
+        let as_string = rd.read_results(&["list:string".parse().unwrap()]).unwrap();
+        assert_eq!(as_string[0].1, ResultValue::String("[\"a\"]".into()));
+        let as_array = rd.read_results(&["list:array".parse().unwrap()]).unwrap();
+        assert_eq!(as_array[0].1, ResultValue::Array(vec!["a".into()]));
+        let err = rd.read_results(&["list:object".parse().unwrap()]).unwrap_err();
+        assert!(matches!(err, ResultsDirError::WrongType { .. }), "{err}");
+        assert!("list:number".parse::<ResultSpec>().is_err());
     }
 
     #[test]

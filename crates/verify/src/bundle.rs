@@ -3,7 +3,6 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
-use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// Largest bundle file read, in bytes: a bundle holds a handful of CA certificates.
 pub const MAX_BUNDLE_BYTES: usize = 1024 * 1024;
@@ -37,11 +36,14 @@ pub enum Error {
         /// What is wrong with it.
         problem: String,
     },
-    /// A certificate does not parse as X.509 DER.
-    #[error("certificate {index} of the bundle is not valid X.509")]
+    /// A certificate does not parse as X.509 DER, or has an extension that does not
+    /// parse or a critical one that is not understood.
+    #[error("certificate {index} of the bundle is not valid X.509: {problem}")]
     Certificate {
         /// Position of the certificate in the bundle.
         index: usize,
+        /// What is wrong with it.
+        problem: String,
     },
 }
 
@@ -74,10 +76,7 @@ impl TrustBundle {
             return Err(Error::Empty);
         }
         for (index, der) in roots.iter().enumerate() {
-            match X509Certificate::from_der(der) {
-                Ok((&[], _)) => {}
-                _ => return Err(Error::Certificate { index }),
-            }
+            crate::verify::parse_certificate(der).map_err(|problem| Error::Certificate { index, problem })?;
         }
         Ok(Self { roots })
     }
@@ -188,7 +187,7 @@ mod tests {
         let pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         assert!(matches!(
             TrustBundle::load(pem.as_bytes()),
-            Err(Error::Certificate { index: 0 })
+            Err(Error::Certificate { index: 0, .. })
         ));
     }
 

@@ -45,7 +45,16 @@ impl PublicKey {
                 _ => KeyKind::Unsupported,
             }
         } else if algorithm.algorithm == OID_PKCS1_RSAENCRYPTION {
-            KeyKind::Rsa
+            // ring refuses keys outside 2048..=8192 bits with the same error as a bad
+            // signature; telling them apart here names the real problem.
+            match spki.parsed() {
+                Ok(x509_parser::public_key::PublicKey::RSA(key))
+                    if (2048..=8192).contains(&key.key_size()) =>
+                {
+                    KeyKind::Rsa
+                }
+                _ => KeyKind::Unsupported,
+            }
         } else {
             KeyKind::Unsupported
         };
@@ -61,7 +70,7 @@ impl PublicKey {
             KeyKind::EcdsaP256 => "ECDSA P-256",
             KeyKind::EcdsaP384 => "ECDSA P-384",
             KeyKind::Rsa => "RSA",
-            KeyKind::Unsupported => "an unsupported key type",
+            KeyKind::Unsupported => "an unsupported key type or size",
         }
     }
 
@@ -73,7 +82,7 @@ impl PublicKey {
             KeyKind::Rsa => &signature::RSA_PKCS1_2048_8192_SHA256,
             KeyKind::EcdsaP384 | KeyKind::Unsupported => {
                 return Err(SignatureError::Unsupported(format!(
-                    "signing keys must be ECDSA P-256 or RSA; this SVID has {}",
+                    "signing keys must be ECDSA P-256 or RSA of 2048 to 8192 bits; this SVID has {}",
                     self.describe()
                 )));
             }

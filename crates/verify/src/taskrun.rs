@@ -197,9 +197,9 @@ impl TaskRun {
         if text.trim().is_empty() {
             return Err(Error::Empty);
         }
-        // JSON is YAML 1.2, but parse it as JSON first: the JSON parser is stricter
-        // (duplicate keys, escapes) and faster.
-        let raw: serde_json::Value = match serde_json::from_str(text) {
+        // JSON is YAML 1.2, but parse it as JSON first: the JSON parser is stricter and
+        // faster. Both refuse duplicate keys (see `StrictValue`).
+        let StrictValue(raw) = match serde_json::from_str(text) {
             Ok(value) => value,
             Err(_) => serde_yaml_ng::from_str(text).map_err(Error::Syntax)?,
         };
@@ -212,6 +212,82 @@ impl TaskRun {
     /// The result with this name, if any.
     pub fn result(&self, name: &str) -> Option<&TaskResult> {
         self.results.iter().find(|r| r.name == name)
+    }
+}
+
+/// A JSON value read with duplicate object keys refused. Parsers disagree on which of
+/// two equal keys wins (serde_json and Go take the last, others the first), so a
+/// document with two `value`s could show Chains one value and the verifier another.
+struct StrictValue(serde_json::Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = StrictValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<StrictValue, E> {
+        Ok(StrictValue(v.into()))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<StrictValue, E> {
+        Ok(StrictValue(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<StrictValue, E> {
+        Ok(StrictValue(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<StrictValue, E> {
+        Ok(StrictValue(v.into()))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<StrictValue, E> {
+        Ok(StrictValue(v.into()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<StrictValue, E> {
+        Ok(StrictValue(v.into()))
+    }
+
+    fn visit_unit<E>(self) -> Result<StrictValue, E> {
+        Ok(StrictValue(serde_json::Value::Null))
+    }
+
+    fn visit_none<E>(self) -> Result<StrictValue, E> {
+        Ok(StrictValue(serde_json::Value::Null))
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<StrictValue, D::Error> {
+        StrictValue::deserialize(d)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<StrictValue, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictValue(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(StrictValue(items.into()))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StrictValue, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let StrictValue(value) = map.next_value()?;
+            if object.insert(key.clone(), value).is_some() {
+                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+            }
+        }
+        Ok(StrictValue(object.into()))
     }
 }
 
@@ -394,9 +470,11 @@ mod tests {
 
     #[test]
     fn each_kind_of_bad_input_gets_its_own_code() {
-        let cases: [(&[u8], &str); 6] = [
+        let cases: [(&[u8], &str); 8] = [
             (b"  \n", "input.empty"),
             (b"{\"a\":", "input.syntax"),
+            (br#"{"kind":"TaskRun","kind":"TaskRun"}"#, "input.syntax"),
+            (b"kind: TaskRun\nkind: TaskRun\n", "input.syntax"),
             (b"[1,2]", "input.not-taskrun"),
             (br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"}}"#, "input.not-taskrun"),
             (br#"{"apiVersion":"tekton.dev/v1","kind":"TaskRun","metadata":{"name":"p"},"status":{"results":[{"name":"a","value":1}]}}"#, "input.not-taskrun"),

@@ -128,7 +128,7 @@ class CertSpec:
     is_ca: bool = False
     key_usage: KeyUsageBits | None = None
     server_client_eku: bool = False
-    key_kind: str = "p256"  # p256 | p384 | rsa2048
+    key_kind: str = "p256"  # p256 | p384 | rsa2048 | rsa1024 (too short: a bad variant)
 
 
 def _make_key(spec: CertSpec):
@@ -138,6 +138,8 @@ def _make_key(spec: CertSpec):
         return ec_key(spec.label, ec.SECP384R1())
     if spec.key_kind == "rsa2048":
         return rsa_key(spec.label, 2048)
+    if spec.key_kind == "rsa1024":
+        return rsa_key(spec.label, 1024)
     raise ValueError(f"unknown key kind {spec.key_kind!r}")
 
 

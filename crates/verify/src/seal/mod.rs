@@ -147,10 +147,13 @@ pub(crate) fn format_time(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// Parses the signing time; only the canonical form is accepted (the `time` crate would
+/// also take a signed year such as `+2025`).
 fn parse_time(text: &str) -> Result<OffsetDateTime, Error> {
-    time::PrimitiveDateTime::parse(text, TIME_FORMAT)
+    let t = time::PrimitiveDateTime::parse(text, TIME_FORMAT)
         .map(|t| t.assume_utc())
-        .map_err(|_| Error::Time)
+        .map_err(|_| Error::Time)?;
+    if format_time(t) == text { Ok(t) } else { Err(Error::Time) }
 }
 
 fn decode(field: &str, name: impl Fn() -> String) -> Result<Vec<u8>, Error> {
@@ -187,6 +190,7 @@ mod tests {
             ("sealv1.2025-06-01T12:03:04Z.AQID", Error::FieldCount),
             ("sealv1.2025-06-01T12:03:04+00:00.AQID.BAU", Error::Time),
             ("sealv1.2025-06-01 12:03:04Z.AQID.BAU", Error::Time),
+            ("sealv1.+2025-06-01T12:03:04Z.AQID.BAU", Error::Time),
             (
                 "sealv1.2025-06-01T12:03:04Z.AQID=.BAU",
                 Error::Base64 {

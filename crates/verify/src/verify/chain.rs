@@ -51,6 +51,7 @@ pub(crate) fn verify_chain(
             parse(der).map_err(|problem| Rejection::MalformedCertificate { index, problem })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // The bundle loader parsed every root with `parse` already.
     let roots = bundle
         .roots()
         .filter_map(|der| parse(der).ok())
@@ -62,26 +63,28 @@ pub(crate) fn verify_chain(
         });
     };
 
-    // 2. Build the path.
+    // 2. Build the path. A bundle root ends it; otherwise an unused carried
+    // certificate extends it. Both are tried before a name match that fails to verify
+    // is reported, so a root that merely shares an issuer's name cannot hide the real one.
     let mut path: Vec<&X509Certificate<'_>> = vec![leaf];
     let mut used = vec![false; carried.len()];
     used[0] = true;
     loop {
         let current = path[path.len() - 1];
-        if let Some(root) = find_issuer(current, roots.iter())? {
-            path.push(root);
-            break;
+        let roots_then_carried = roots
+            .iter()
+            .map(|c| (None, c))
+            .chain(carried.iter().enumerate().filter(|(i, _)| !used[*i]).map(|(i, c)| (Some(i), c)));
+        match find_issuer(current, roots_then_carried)? {
+            (None, root) => {
+                path.push(root);
+                break;
+            }
+            (Some(i), intermediate) => {
+                used[i] = true;
+                path.push(intermediate);
+            }
         }
-        let unused = carried.iter().enumerate().filter(|(i, _)| !used[*i]);
-        let Some(next) = find_issuer(current, unused.clone().map(|(_, c)| c))? else {
-            return Err(Rejection::Untrusted {
-                subject: current.subject().to_string(),
-            });
-        };
-        if let Some((i, _)) = unused.into_iter().find(|(_, c)| std::ptr::eq(*c, next)) {
-            used[i] = true;
-        }
-        path.push(next);
     }
 
     // 3. Nothing carried that does not belong.
@@ -122,29 +125,37 @@ pub(crate) fn verify_chain(
     })
 }
 
-fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
+/// Parses one DER certificate strictly: nothing after it, every extension parses, and no
+/// critical extension is one this verifier does not understand (RFC 5280, 4.2).
+pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
     let (rest, cert) = X509Certificate::from_der(der).map_err(|e| format!("not X.509 DER: {e}"))?;
     if !rest.is_empty() {
         return Err("trailing bytes after the certificate".into());
     }
     // Reject extensions that fail to parse rather than skipping them.
     for ext in cert.extensions() {
-        if let ParsedExtension::ParseError { error } = ext.parsed_extension() {
-            return Err(format!("extension {} does not parse: {error}", ext.oid));
+        match ext.parsed_extension() {
+            ParsedExtension::ParseError { error } => {
+                return Err(format!("extension {} does not parse: {error}", ext.oid));
+            }
+            ParsedExtension::UnsupportedExtension { .. } if ext.critical => {
+                return Err(format!("critical extension {} is not understood", ext.oid));
+            }
+            _ => {}
         }
     }
     Ok(cert)
 }
 
-/// The first candidate that is named as `child`'s issuer and whose key verifies `child`'s
-/// signature. A candidate that matches by name but not by signature is an error when no
-/// other candidate verifies.
+/// The first candidate named as `child`'s issuer whose key verifies `child`'s signature,
+/// with its position among the carried certificates (`None` for a bundle root). When no
+/// candidate verifies, a name match that failed is reported, else the chain is untrusted.
 fn find_issuer<'c, 'a: 'c>(
     child: &X509Certificate<'_>,
-    candidates: impl Iterator<Item = &'c X509Certificate<'a>>,
-) -> Result<Option<&'c X509Certificate<'a>>, Rejection> {
+    candidates: impl Iterator<Item = (Option<usize>, &'c X509Certificate<'a>)>,
+) -> Result<(Option<usize>, &'c X509Certificate<'a>), Rejection> {
     let mut failure = None;
-    for candidate in candidates {
+    for (position, candidate) in candidates {
         if candidate.subject().as_raw() != child.issuer().as_raw() {
             continue;
         }
@@ -156,19 +167,21 @@ fn find_issuer<'c, 'a: 'c>(
         ) {
             Ok(()) => {
                 check_issuer_is_ca(candidate)?;
-                return Ok(Some(candidate));
+                return Ok((position, candidate));
             }
             Err(SignatureError::Invalid) => {
-                failure = Some(Rejection::BadCertificateSignature {
+                failure.get_or_insert(Rejection::BadCertificateSignature {
                     subject: child.subject().to_string(),
                 });
             }
             Err(SignatureError::Unsupported(detail)) => {
-                failure = Some(Rejection::UnsupportedAlgorithm { detail });
+                failure.get_or_insert(Rejection::UnsupportedAlgorithm { detail });
             }
         }
     }
-    failure.map_or(Ok(None), Err)
+    Err(failure.unwrap_or_else(|| Rejection::Untrusted {
+        subject: child.subject().to_string(),
+    }))
 }
 
 fn check_issuer_is_ca(issuer: &X509Certificate<'_>) -> Result<(), Rejection> {

@@ -31,7 +31,11 @@ pub(super) fn verify(
     let seal = Seal::parse(value).map_err(|e| malformed(e.to_string()))?;
 
     // 2. UID.
-    let uid = taskrun.uid.as_deref().ok_or(Rejection::MissingUid)?;
+    let uid = taskrun
+        .uid
+        .as_deref()
+        .filter(|uid| !uid.is_empty())
+        .ok_or(Rejection::MissingUid)?;
 
     // 3. Signing time within the run.
     let signed_at = seal.signed_at();

@@ -1,8 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
-//! Tekton-format TaskRuns made by an independent implementation (tests/python, with
-//! Python's `cryptography`), each pristine or differing from a pristine one in one
-//! property, run through the `tekton-spire verify` binary: the exit code and the
-//! reason's code must be the ones tests/fixtures/legacy/manifest.json expects.
+//! TaskRuns signed by an independent implementation (tests/python, with Python's
+//! `cryptography`), each pristine or differing from a pristine one in one property, run
+//! through the `tekton-spire verify` binary: the exit code and the reason's code must be
+//! the ones the manifests expect — tests/fixtures/legacy (Tekton's format) and
+//! tests/vectors/seal (the seal's test vectors, docs/seal-format.md).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -22,10 +23,16 @@ struct Case {
     trust_domain: String,
     expect: String,
     reason: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
 }
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/legacy")
+}
+
+fn seal_vectors() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/seal")
 }
 
 fn verify(
@@ -61,18 +68,15 @@ fn verdict(out: &Output) -> serde_json::Value {
     })
 }
 
-#[test]
-fn every_fixture_gets_the_verdict_and_reason_the_manifest_expects() {
-    let dir = fixtures();
+/// Runs every case of a manifest; fails listing every case whose verdict differs.
+fn check_manifest(dir: &Path, minimum: usize) {
     let manifest: Manifest =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
-    assert!(
-        manifest.cases.len() >= 40,
-        "the attack suite is missing cases"
-    );
+    assert!(manifest.cases.len() >= minimum, "the attack suite is missing cases");
     let mut failures = Vec::new();
     for case in &manifest.cases {
-        let out = verify(&dir, &case.taskrun, &case.bundles, &case.trust_domain, &[]);
+        let args: Vec<&str> = case.args.iter().map(String::as_str).collect();
+        let out = verify(dir, &case.taskrun, &case.bundles, &case.trust_domain, &args);
         let v = verdict(&out);
         let (want_exit, want_verdict) = match case.expect.as_str() {
             "accept" => (0, "verified"),
@@ -81,26 +85,24 @@ fn every_fixture_gets_the_verdict_and_reason_the_manifest_expects() {
             other => panic!("case {}: unknown expectation {other}", case.name),
         };
         let got_code = v["reason"]["code"].as_str().map(str::to_owned);
-        if out.status.code() != Some(want_exit)
-            || v["verdict"] != want_verdict
-            || got_code != case.reason
-        {
+        if out.status.code() != Some(want_exit) || v["verdict"] != want_verdict || got_code != case.reason {
             failures.push(format!(
                 "{}: expected {} {:?}, got exit {:?} {}",
-                case.name,
-                case.expect,
-                case.reason,
-                out.status.code(),
-                v
+                case.name, case.expect, case.reason, out.status.code(), v
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} case(s) differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} case(s) differ:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn every_tekton_format_fixture_gets_the_verdict_and_reason_the_manifest_expects() {
+    check_manifest(&fixtures(), 40);
+}
+
+#[test]
+fn every_seal_test_vector_gets_the_verdict_and_reason_the_manifest_expects() {
+    check_manifest(&seal_vectors(), 60);
 }
 
 #[test]

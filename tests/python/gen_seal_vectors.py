@@ -1,0 +1,661 @@
+#!/usr/bin/env python3
+"""Write the seal-format test vectors into tests/vectors/seal/.
+
+Each case is a TaskRun as the API server would return it, sealed by tsfixtures.seal (an
+implementation of the signing side of docs/seal-format.md that does not call the Rust
+code), the trust bundles and trust domain to verify it with, optional extra CLI
+arguments, and the expected outcome. Every bad case differs from a valid one in a single
+property, which its note names. For each accepted case, messages/<name>.pae holds the
+exact message the verifier must rebuild. Output is deterministic; no private key is
+written.
+
+Usage: python3 tests/python/gen_seal_vectors.py [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import gen_fixtures  # noqa: E402  (the legacy fixtures' PKI labels and file writer)
+from gen_fixtures import LEAF_NA, LEAF_NB, Pki  # noqa: E402
+from tsfixtures import pki  # noqa: E402
+from tsfixtures import seal as sl  # noqa: E402
+from tsfixtures.legacy import (Result, TaskRunMeta, signing_material,  # noqa: E402
+                               status_entry, taskrun_document)
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_OUT = REPO / "tests" / "vectors" / "seal"
+V1, V1BETA1 = "tekton.dev/v1", "tekton.dev/v1beta1"
+ROOT_BUNDLE = "pki/root.pem"
+
+# The TaskRun runs 12:00:00-12:05:00 (TaskRunMeta's defaults); the signing step seals at
+# 12:04:58; the good SVID lives 11:30-12:30.
+SIGNED_AT = "2025-06-01T12:04:58Z"
+OTHER_UID = "0d9e57b2-8c41-4f3a-b6d0-2a7e9c4f1b88"
+
+# The legacy fixtures' results, as the status shows them (name -> typed value).
+BASE = {e["name"]: e["value"] for e in map(status_entry, gen_fixtures.BASELINE)}
+
+SIGN_STEP = {"name": "sign", "image": "tekton-spire-sign",
+             "args": ["--taskrun-namespace=$(context.taskRun.namespace)",
+                      "--taskrun-name=$(context.taskRun.name)",
+                      "--taskrun-uid=$(context.taskRun.uid)"]}
+
+
+# ---------------------------------------------------------------- PKI
+
+class SealPki(Pki):
+    """The legacy fixtures' PKI (same labels, same certificates) plus what the seal adds."""
+
+    @cached_property
+    def other_taskrun_leaf(self):
+        return self.leaf("leaf-build-other", spiffe_id=self.spiffe_id(name="build-other"))
+
+    @cached_property
+    def via_intermediate(self):
+        return self.leaf("leaf-via-intermediate", issuer=self.intermediate)
+
+    def impostor(self, label: str, of: pki.Credential) -> pki.Credential:
+        """A self-signed CA with the subject of `of` but a key of its own."""
+        return pki.issue(pki.CertSpec(
+            label=label, subject=of.cert.subject, not_before=pki.utc("2025-01-01T00:00:00Z"),
+            not_after=pki.utc("2035-01-01T00:00:00Z"), uris=[f"spiffe://{pki.TRUST_DOMAIN}"],
+            is_ca=True, key_usage=pki.CA_USAGE), None)
+
+    @cached_property
+    def impostor_root(self):
+        return self.impostor("impostor-root", self.root)
+
+    @cached_property
+    def impostor_intermediate(self):
+        return self.impostor("impostor-intermediate", self.intermediate)
+
+
+# ---------------------------------------------------------------- scenarios
+
+@dataclass
+class Sealing:
+    """A TaskRun whose signing step sealed `results`; bad cases edit what it produced."""
+    leaf: pki.Credential
+    results: dict = field(default_factory=lambda: dict(BASE))
+    intermediates: tuple = ()
+    meta: TaskRunMeta = field(default_factory=TaskRunMeta)
+    api: str = V1
+    signed_at: str = SIGNED_AT
+    key: object = None  # signs instead of the leaf's key (a bad variant)
+    payload_type: str = sl.PAYLOAD_TYPE
+    signer_identity: sl.Identity | None = None  # what the step was told, if not meta
+
+    @cached_property
+    def sealed(self) -> sl.Sealed:
+        identity = self.signer_identity or sl.Identity(self.meta.namespace, self.meta.name,
+                                                       self.meta.uid)
+        return sl.seal(identity, self.signed_at, self.results, self.leaf, self.intermediates,
+                       self.payload_type, self.key)
+
+    def entries(self, seal_value: str | None = None) -> list[dict]:
+        """The status list: every result and the seal, sorted by name as Tekton does."""
+        value = self.sealed.value if seal_value is None else seal_value
+        entries = [{"name": n, "type": sl.type_of(v), "value": copy.deepcopy(v)}
+                   for n, v in self.results.items()]
+        entries.append({"name": sl.RESULT_NAME, "type": "string", "value": value})
+        return sorted(entries, key=lambda e: e["name"].encode())
+
+    def document(self, entries: list[dict] | None = None) -> dict:
+        declared = [Result(n, sl.type_of(v), "") for n, v in self.results.items()]
+        declared.append(Result(sl.RESULT_NAME, "string", ""))
+        doc = taskrun_document(self.api, self.meta, declared,
+                               self.entries() if entries is None else entries)
+        doc["status"]["taskSpec"]["steps"].append(copy.deepcopy(SIGN_STEP))
+        return doc
+
+
+def find(entries, name):
+    matches = [e for e in entries if e["name"] == name]
+    if len(matches) != 1:
+        raise KeyError(f"{name!r} occurs {len(matches)} times")
+    return matches[0]
+
+
+def set_value(entries, name, value, typ=None):
+    out = copy.deepcopy(entries)
+    entry = find(out, name)
+    entry["value"] = value
+    if typ:
+        entry["type"] = typ
+    return out
+
+
+def set_type(entries, name, typ):
+    out = copy.deepcopy(entries)
+    find(out, name)["type"] = typ
+    return out
+
+
+def drop(entries, *names):
+    for name in names:
+        find(entries, name)
+    return [e for e in copy.deepcopy(entries) if e["name"] not in names]
+
+
+def add(entries, *new):
+    out = copy.deepcopy(entries) + [copy.deepcopy(e) for e in new]
+    return sorted(out, key=lambda e: e["name"].encode())
+
+
+def swap(entries, a, b):
+    out = copy.deepcopy(entries)
+    ea, eb = find(out, a), find(out, b)
+    ea["value"], eb["value"] = eb["value"], ea["value"]
+    return out
+
+
+def edit_seal(value: str, index: int, new: str) -> str:
+    """The seal with dot-separated field `index` replaced (0 tag, 1 time, 2 signature, 3+)."""
+    fields = value.split(".")
+    fields[index] = new
+    return ".".join(fields)
+
+
+def with_metadata(doc: dict, **changes) -> dict:
+    """The document with metadata fields changed; a value of None removes the field."""
+    out = copy.deepcopy(doc)
+    for key, value in changes.items():
+        if value is None:
+            out["metadata"].pop(key)
+        else:
+            out["metadata"][key] = value
+    return out
+
+
+def noncanonical(field_text: str) -> str:
+    """The same bytes' base64url with a non-zero unused trailing bit; '' if it has none."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    if len(field_text) % 4 == 0:
+        return ""
+    index = alphabet.index(field_text[-1])
+    return field_text[:-1] + alphabet[index | 1]
+
+
+# ---------------------------------------------------------------- cases
+
+@dataclass
+class Case:
+    name: str
+    expect: str  # accept | reject | invalid
+    reason: str | None
+    note: str
+    content: dict | str  # a TaskRun document, or raw file text
+    ext: str = "json"
+    bundles: list[str] = field(default_factory=lambda: [ROOT_BUNDLE])
+    trust_domain: str = pki.TRUST_DOMAIN
+    args: list[str] = field(default_factory=list)
+    message: bytes | None = None  # for accepted cases: the message the verifier rebuilds
+
+    def file_name(self) -> str:
+        return f"{self.name}.{self.ext}"
+
+    def render(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        if self.ext == "yaml":
+            return yaml.dump(self.content, Dumper=gen_fixtures._BlockDumper, sort_keys=False,
+                             default_flow_style=False, width=1000, allow_unicode=False)
+        return json.dumps(self.content, indent=2) + "\n"
+
+
+def accept(name, note, scenario: Sealing, content=None, **kw):
+    return Case(name, "accept", None, note,
+                scenario.document() if content is None else content,
+                message=scenario.sealed.message, **kw)
+
+
+def reject(name, reason, note, content, **kw):
+    return Case(name, "reject", reason, note, content, **kw)
+
+
+def invalid(name, reason, note, content, **kw):
+    return Case(name, "invalid", reason, note, content, **kw)
+
+
+def pristine_cases(p: SealPki) -> list[Case]:
+    base = Sealing(p.good_leaf)
+    return [
+        accept("pristine-v1-json", "Baseline: tekton.dev/v1 status.results holding "
+               "IMAGE_DIGEST, tags (array), info (object), summary and the seal made at "
+               "12:04:58 by the SVID of default/build-abc, during the 12:00-12:05 run.", base),
+        accept("pristine-v1-yaml", "pristine-v1-json rendered as YAML.", base, ext="yaml"),
+        accept("pristine-v1beta1-json", "pristine-v1-json as tekton.dev/v1beta1 "
+               "(status.taskResults).", replace(base, api=V1BETA1)),
+        accept("pristine-bundle-spiffe", "pristine-v1-json with the root given as a SPIFFE "
+               "bundle (JWKS).", base, bundles=["pki/bundle.spiffe.json"]),
+        accept("require-format-seal", "pristine-v1-json verified with --require-format seal.",
+               base, args=["--require-format", "seal"]),
+        accept("worked-example", "The worked example of docs/seal-format.md: two results, "
+               "IMAGE_DIGEST and tags.", Sealing(p.good_leaf, results={
+                   "IMAGE_DIGEST": BASE["IMAGE_DIGEST"], "tags": BASE["tags"]})),
+        accept("zero-results", "pristine-v1-json with no result but the seal: the body's "
+               "results list is empty.", Sealing(p.good_leaf, results={})),
+        accept("namespace-omitted", "pristine-v1-json without metadata.namespace; the "
+               "namespace is then 'default', as the signing step was told.", base,
+               content=with_metadata(base.document(), namespace=None)),
+        accept("rsa-2048-leaf", "pristine-v1-json sealed with an RSA-2048 SVID "
+               "(PKCS#1 v1.5, SHA-256).", Sealing(p.leaf("leaf-rsa", key_kind="rsa2048"))),
+        accept("chain-with-intermediate", "pristine-v1-json sealed by an SVID issued by an "
+               "intermediate CA; the seal carries leaf then intermediate.",
+               Sealing(p.via_intermediate, intermediates=(p.intermediate,))),
+        accept("ecdsa-high-s", "pristine-v1-json with the ECDSA signature replaced by its "
+               "other valid form (r, n-s): verifiers must not demand low-S.",
+               base, content=base.document(base.entries(edit_seal(
+                   base.sealed.value, 2, sl.b64url(sl.negate_s(base.sealed.signature)))))),
+    ]
+
+
+def value_cases(p: SealPki) -> list[Case]:
+    escapes = {
+        "QUOTES": 'say "hi" \\ C:\\dir\\file /slash',
+        "CONTROLS": "\u0000\u0001\u0007\b\t\n\u000b\f\r\u001b\u001f\u007f end",
+        "UNICODE": "é € 😀 \u2028\u2029 \ufeff 中文",
+        "items": ["", "a,b", "ü", "\n", "a,b"],
+        "labels": {"z": "1", "é": "\"2\"", "A": "\\", "\u007f": "", "\u0001": "ctl"},
+    }
+    names = {"A": "ascii", "\uff58": "fullwidth x (U+FF58)",
+             "\U0001f600x": "emoji (U+1F600) then x"}
+    utf16 = {"MAP": {"a": "ascii", "\uff61": "U+FF61", "\U0001f600": "U+1F600"}}
+    comma = Sealing(p.good_leaf, results={**BASE, "CSV": "a,b"})
+    return [
+        accept("value-kinds-and-escapes", "Strings, an array and an object holding characters "
+               "JCS escapes (quote, backslash, every control class) and ones it keeps literal "
+               "(solidus, DEL, non-ASCII, U+2028, U+FEFF).", Sealing(p.good_leaf,
+                                                                    results=escapes)),
+        accept("object-keys-utf16-order", "An object whose keys sort differently by UTF-16 "
+               "code units (a, U+1F600, U+FF61: the JCS order) than by code points.",
+               Sealing(p.good_leaf, results=utf16)),
+        accept("result-names-byte-order", "Result names that sort differently by UTF-8 bytes "
+               "(A, U+FF58, U+1F600 x: the order of the results list) than by UTF-16 code "
+               "units. Tekton allows only ASCII names; the rule still has to be one.",
+               Sealing(p.good_leaf, results=names)),
+        accept("comma-string", "pristine-v1-json plus CSV, the string \"a,b\".", comma),
+        reject("comma-string-retyped-as-array", "signature.invalid", "comma-string with CSV "
+               "shown as the array [\"a\",\"b\"] of type array: the type is signed, unlike in "
+               "Tekton's comma join.", comma.document(
+                   set_value(comma.entries(), "CSV", ["a", "b"], "array"))),
+    ]
+
+
+def tamper_cases(p: SealPki) -> list[Case]:
+    base = Sealing(p.good_leaf)
+    e = base.entries()
+    doc = base.document()
+    stolen = sl.sign(base.sealed.message, pki.ec_key("attacker"))
+    value = base.sealed.value
+    legacy_material = [status_entry(r) for r in signing_material(gen_fixtures.BASELINE,
+                                                                  p.good_leaf)]
+    return [
+        reject("tampered-string", "signature.invalid", "pristine-v1-json with IMAGE_DIGEST "
+               "rewritten.", base.document(set_value(e, "IMAGE_DIGEST", "sha256:" + "0" * 64))),
+        reject("tampered-array", "signature.invalid", "pristine-v1-json with tags rewritten to "
+               '["v1","evil"].', base.document(set_value(e, "tags", ["v1", "evil"]))),
+        reject("tampered-object", "signature.invalid", "pristine-v1-json with info.commit "
+               "rewritten to def.", base.document(set_value(
+                   e, "info", {"commit": "def", "url": "https://x"}))),
+        reject("swapped-values", "signature.invalid", "pristine-v1-json with IMAGE_DIGEST and "
+               "summary swapping values: names are signed.",
+               base.document(swap(e, "IMAGE_DIGEST", "summary"))),
+        reject("result-added", "signature.invalid", "pristine-v1-json plus a result EXTRA "
+               "written after sealing.", base.document(
+                   add(e, {"name": "EXTRA", "type": "string", "value": "x"}))),
+        reject("result-removed", "signature.invalid", "pristine-v1-json without summary.",
+               base.document(drop(e, "summary"))),
+        reject("declared-type-mismatch", "results.type-mismatch", "pristine-v1-json with "
+               "tags declared as type string while its value is an array.",
+               base.document(set_type(e, "tags", "string"))),
+        reject("replayed-onto-new-uid", "signature.invalid", "pristine-v1-json's status on a "
+               "later TaskRun of the same namespace and name (metadata.uid " + OTHER_UID +
+               "): the UID is signed.", with_metadata(doc, uid=OTHER_UID)),
+        reject("signed-at-edited-inside-run", "signature.invalid", "pristine-v1-json with the "
+               "seal's time edited to 12:04:59, still inside the run: the time is signed, so "
+               "the signature fails (step 9).", base.document(base.entries(
+                   edit_seal(value, 1, "2025-06-01T12:04:59Z")))),
+        reject("signed-at-edited-outside-run", "seal.time-outside-run", "pristine-v1-json with "
+               "the seal's time edited to 12:07:00: the time window (step 6) is checked before "
+               "the signature (step 9).", base.document(base.entries(
+                   edit_seal(value, 1, "2025-06-01T12:07:00Z")))),
+        reject("signature-by-other-key", "signature.invalid", "pristine-v1-json with the seal's "
+               "signature replaced by a signature of the same message by another key.",
+               base.document(base.entries(edit_seal(value, 2, sl.b64url(stolen))))),
+        reject("wrong-payload-type", "signature.invalid", "pristine-v1-json sealed with the "
+               "DSSE payload type application/vnd.in-toto+json: the type is signed.",
+               replace(base, payload_type="application/vnd.in-toto+json").document()),
+        reject("body-signed-without-pae", "signature.invalid", "pristine-v1-json whose "
+               "signature covers the canonical body alone, without the DSSE envelope.",
+               base.document(base.entries(edit_seal(value, 2, sl.b64url(sl.sign(
+                   base.sealed.message.split(b" ", 4)[4], p.good_leaf.key)))))),
+        accept("seal-and-tekton-material", "pristine-v1-json whose status also carries "
+               "Tekton-format material (SVID, RESULT_MANIFEST, .sig results), sealed with the "
+               "rest: the seal wins and covers them as ordinary results.",
+               Sealing(p.good_leaf, results={**BASE, **{m["name"]: m["value"]
+                                                        for m in legacy_material}})),
+        reject("seal-and-unsealed-tekton-material", "signature.invalid", "pristine-v1-json "
+               "plus valid Tekton-format material added after sealing: the seal wins and does "
+               "not cover it.", base.document(add(e, *legacy_material))),
+        reject("seal-malformed-beside-valid-tekton-material", "material.malformed",
+               "seal-and-unsealed-tekton-material with the seal's tag changed to sealv2: no "
+               "fallback to the Tekton format once a seal is present.", base.document(
+                   set_value(add(e, *legacy_material), sl.RESULT_NAME,
+                             edit_seal(value, 0, "sealv2")))),
+    ]
+
+
+def material_cases(p: SealPki) -> list[Case]:
+    base = Sealing(p.good_leaf)
+    value = base.sealed.value
+    fields = value.split(".")
+
+    def with_seal(text: str) -> dict:
+        return base.document(base.entries(text))
+
+    bad_bits = next(filter(None, (noncanonical(f) for f in fields[2:])))
+    bad_index = next(i for i, f in enumerate(fields) if i >= 2 and noncanonical(f))
+    via_int = Sealing(p.via_intermediate, intermediates=(p.intermediate,))
+    nine = via_int.sealed.value + ("." + sl.b64url(sl.der(p.intermediate.cert))) * 7
+    legacy_doc = gen_fixtures.Scenario(p.good_leaf).document()
+    return [
+        reject("seal-absent", "material.absent", "pristine-v1-json without the seal: an "
+               "unsigned TaskRun.", base.document(drop(base.entries(), sl.RESULT_NAME))),
+        reject("seal-truncated", "material.malformed", "pristine-v1-json with the seal cut at "
+               "half its length (inside the leaf certificate).", with_seal(
+                   value[:len(value) // 2])),
+        reject("seal-garbled-base64", "material.malformed", "pristine-v1-json with a '+' "
+               "(standard alphabet) in the signature field.", with_seal(
+                   edit_seal(value, 2, "+" + fields[2][1:]))),
+        reject("seal-base64-padded", "material.malformed", "pristine-v1-json with '=' padding "
+               "added to the leaf certificate field.", with_seal(edit_seal(
+                   value, 3, fields[3] + "=" * (-len(fields[3]) % 4 or 4)))),
+        reject("seal-base64-noncanonical", "material.malformed", "pristine-v1-json with an "
+               f"unused trailing bit set in field {bad_index} (the same bytes, non-canonical "
+               "base64url).", with_seal(edit_seal(value, bad_index, bad_bits))),
+        reject("seal-wrong-tag", "material.malformed", "pristine-v1-json with the tag sealv2.",
+               with_seal(edit_seal(value, 0, "sealv2"))),
+        reject("seal-missing-certificate", "material.malformed", "pristine-v1-json with the "
+               "certificate field removed (tag, time and signature only).",
+               with_seal(".".join(fields[:3]))),
+        reject("seal-not-a-string", "material.malformed", "pristine-v1-json with the seal "
+               "shown as an array holding the seal string (type array).", base.document(
+                   set_value(base.entries(), sl.RESULT_NAME, [value], "array"))),
+        reject("seal-trailing-newline", "material.malformed", "pristine-v1-json with a newline "
+               "after the seal: the value is not trimmed.", with_seal(value + "\n")),
+        reject("signed-at-offset-form", "material.malformed", "pristine-v1-json with the time "
+               "written 2025-06-01T12:04:58+00:00.", with_seal(
+                   edit_seal(value, 1, "2025-06-01T12:04:58+00:00"))),
+        reject("signed-at-year-sign", "material.malformed", "pristine-v1-json with the time "
+               "written +2025-06-01T12:04:58Z: the year is exactly four digits.", with_seal(
+                   edit_seal(value, 1, "+" + SIGNED_AT))),
+        reject("seal-too-long", "material.malformed", "pristine-v1-json with a 16384-character "
+               "certificate field appended: the seal exceeds 16384 bytes.",
+               with_seal(value + "." + "A" * 16384)),
+        reject("seal-too-many-certificates", "material.malformed", "chain-with-intermediate "
+               "with the intermediate carried 8 times: 9 certificates.",
+               via_int.document(via_int.entries(nine))),
+        reject("certificate-not-der", "material.malformed", "pristine-v1-json with the leaf "
+               "field the base64url of 'not a certificate'.", with_seal(
+                   edit_seal(value, 3, sl.b64url(b"not a certificate")))),
+        reject("require-format-tekton", "format.not-allowed", "pristine-v1-json verified with "
+               "--require-format tekton.", base.document(), args=["--require-format", "tekton"]),
+        reject("tekton-format-require-seal", "format.not-allowed", "The legacy fixtures' "
+               "pristine-v1-json (Tekton's format, no seal) verified with --require-format "
+               "seal.", legacy_doc, args=["--require-format", "seal"]),
+    ]
+
+
+def run_cases(p: SealPki) -> list[Case]:
+    base = Sealing(p.good_leaf)
+    doc = base.document()
+    skew_early = Sealing(p.good_leaf, signed_at="2025-06-01T11:59:00Z")
+    skew_late = Sealing(p.good_leaf, signed_at="2025-06-01T12:06:00Z")
+
+    def status_without(document, key):
+        out = copy.deepcopy(document)
+        out["status"].pop(key)
+        return out
+
+    return [
+        reject("no-uid", "taskrun.no-uid", "pristine-v1-json without metadata.uid.",
+               with_metadata(doc, uid=None)),
+        reject("empty-uid", "taskrun.no-uid", "pristine-v1-json with metadata.uid \"\" (the "
+               "seal was made for the real UID).", with_metadata(doc, uid="")),
+        reject("no-completion-time", "taskrun.not-complete", "pristine-v1-json without "
+               "status.completionTime.", status_without(doc, "completionTime")),
+        reject("no-start-time", "taskrun.not-complete", "pristine-v1-json without "
+               "status.startTime.", status_without(doc, "startTime")),
+        reject("completion-before-start", "taskrun.time-order", "pristine-v1-json with "
+               "completionTime 11:55, before startTime 12:00.", Sealing(
+                   p.good_leaf, meta=TaskRunMeta(completion="2025-06-01T11:55:00Z")).document()),
+        accept("signed-at-skew-before-start", "pristine-v1-json sealed at 11:59:00, exactly "
+               "the 60 s skew before the 12:00 start: the bound is inclusive.", skew_early),
+        accept("signed-at-skew-after-completion", "pristine-v1-json sealed at 12:06:00, "
+               "exactly the 60 s skew after the 12:05 completion.", skew_late),
+        reject("signed-at-before-start-beyond-skew", "seal.time-outside-run", "pristine-v1-json "
+               "sealed at 11:58:59, 61 s before the start.",
+               Sealing(p.good_leaf, signed_at="2025-06-01T11:58:59Z").document()),
+        reject("signed-at-after-completion-beyond-skew", "seal.time-outside-run",
+               "pristine-v1-json sealed at 12:06:01, 61 s after the completion.",
+               Sealing(p.good_leaf, signed_at="2025-06-01T12:06:01Z").document()),
+        reject("clock-skew-zero", "seal.time-outside-run", "signed-at-skew-before-start "
+               "verified with --clock-skew 0.", skew_early.document(),
+               args=["--clock-skew", "0"]),
+    ]
+
+
+def chain_cases(p: SealPki) -> list[Case]:
+    via_bad = p.leaf("leaf-via-intermediate-not-ca", issuer=p.intermediate_not_ca)
+    expired_root_leaf = p.leaf("leaf-expired-root", issuer=p.expired_root)
+    return [
+        reject("chain-missing-intermediate", "chain.untrusted", "chain-with-intermediate "
+               "without the intermediate.", Sealing(p.via_intermediate).document()),
+        reject("chain-extra-certificate", "chain.extra-certificate", "pristine-v1-json (leaf "
+               "issued by the root) carrying the unrelated intermediate after the leaf.",
+               Sealing(p.good_leaf, intermediates=(p.intermediate,)).document()),
+        reject("chain-reversed", "chain.extra-certificate", "chain-with-intermediate with the "
+               "certificates in the order intermediate, leaf: the first is taken as the "
+               "signer, reaches the root alone, and the leaf is left over.",
+               Sealing(p.intermediate, intermediates=(p.via_intermediate,),
+                       key=p.via_intermediate.key).document()),
+        reject("chain-carries-root", "chain.extra-certificate", "pristine-v1-json carrying the "
+               "trusted root after the leaf: roots come from the bundle, never the seal.",
+               Sealing(p.good_leaf, intermediates=(p.root,)).document()),
+        reject("bundle-holds-intermediate", "chain.extra-certificate", "chain-with-intermediate "
+               "verified against a bundle holding the intermediate itself: the leaf reaches "
+               "a trust anchor directly, and the carried intermediate is left over.",
+               Sealing(p.via_intermediate, intermediates=(p.intermediate,)).document(),
+               bundles=["pki/intermediate.pem"]),
+        reject("leaf-signed-by-impostor-ca", "chain.signature", "pristine-v1-json sealed by "
+               "an SVID issued by a CA that has the root's subject but another key.",
+               Sealing(p.leaf("leaf-impostor", issuer=p.impostor_root)).document()),
+        accept("bundle-root-shares-issuer-name", "chain-with-intermediate verified against "
+               "root.pem plus a second root with the intermediate's subject but another key: "
+               "a candidate whose key does not verify is passed over, and the path goes on "
+               "through the carried intermediate.",
+               Sealing(p.via_intermediate, intermediates=(p.intermediate,)),
+               bundles=[ROOT_BUNDLE, "pki/impostor-intermediate.pem"]),
+        reject("untrusted-bundle", "chain.untrusted", "pristine-v1-json verified against "
+               "other-root.pem only.", Sealing(p.good_leaf).document(),
+               bundles=["pki/other-root.pem"]),
+        reject("self-signed-leaf", "chain.untrusted", "pristine-v1-json sealed by a "
+               "self-signed SVID.", Sealing(pki.svid("leaf-self-signed", None, p.spiffe_id(),
+                                                     LEAF_NB, LEAF_NA)).document()),
+        reject("intermediate-not-ca", "chain.issuer-not-ca", "chain-with-intermediate whose "
+               "intermediate lacks CA:true.",
+               Sealing(via_bad, intermediates=(p.intermediate_not_ca,)).document()),
+        accept("root-expired-after-signing", "pristine-v1-json under a root that expired at "
+               "12:02:00, sealed at 12:01:30: certificates are judged at the signing time, "
+               "not at the completion (12:05) nor now.",
+               Sealing(expired_root_leaf, signed_at="2025-06-01T12:01:30Z"),
+               bundles=["pki/expired-root.pem"]),
+        reject("root-expired-before-signing", "chain.expired", "root-expired-after-signing "
+               "sealed at 12:04:58 instead, after the root's expiry.",
+               Sealing(expired_root_leaf).document(), bundles=["pki/expired-root.pem"]),
+        reject("svid-expired", "chain.expired", "pristine-v1-json sealed by an SVID valid "
+               "11:03-12:03, at 12:04:58.", Sealing(p.leaf(
+                   "leaf-expired", nb="2025-06-01T11:03:00Z", na="2025-06-01T12:03:00Z"))
+               .document()),
+        reject("svid-not-yet-valid", "chain.not-yet-valid", "pristine-v1-json sealed by an "
+               "SVID valid only from 12:10.", Sealing(p.leaf(
+                   "leaf-future", nb="2025-06-01T12:10:00Z", na="2025-06-01T13:10:00Z"))
+               .document()),
+    ]
+
+
+def svid_cases(p: SealPki) -> list[Case]:
+    sid = p.spiffe_id()
+    u = pki.SVID_USAGE
+
+    def sealed_by(label, **knobs):
+        return Sealing(p.leaf(label, **knobs)).document()
+
+    return [
+        reject("svid-ca", "svid.ca", "pristine-v1-json sealed by a leaf with CA:true.",
+               sealed_by("leaf-ca", is_ca=True)),
+        reject("svid-two-uri-sans", "svid.uri-san", "pristine-v1-json sealed by a leaf with a "
+               "second URI SAN.", sealed_by("leaf-two-uris",
+                                           uris=[sid, "spiffe://example.org/ns/default/sa/x"])),
+        reject("svid-no-uri-san", "svid.uri-san", "pristine-v1-json sealed by a leaf without "
+               "URI SAN.", sealed_by("leaf-no-uri", uris=[])),
+        reject("svid-no-digital-signature", "svid.key-usage", "pristine-v1-json sealed by a "
+               "leaf whose key usage lacks digitalSignature.", sealed_by(
+                   "leaf-no-ds", key_usage=pki.KeyUsageBits(key_encipherment=True,
+                                                            key_agreement=True))),
+        reject("svid-key-cert-sign", "svid.key-usage", "pristine-v1-json sealed by a leaf whose "
+               "key usage adds keyCertSign.", sealed_by(
+                   "leaf-kcs", key_usage=replace(u, key_cert_sign=True))),
+        reject("svid-no-key-usage", "svid.key-usage", "pristine-v1-json sealed by a leaf "
+               "without a key usage extension.", sealed_by("leaf-no-ku", key_usage=None)),
+        reject("p384-leaf", "signature.algorithm", "pristine-v1-json sealed by a P-384 SVID.",
+               sealed_by("leaf-p384", key_kind="p384")),
+        reject("rsa-1024-leaf", "signature.algorithm", "pristine-v1-json sealed by an RSA-1024 "
+               "SVID: RSA keys must have 2048 to 8192 bits.",
+               sealed_by("leaf-rsa-1024", key_kind="rsa1024")),
+    ]
+
+
+def identity_cases(p: SealPki) -> list[Case]:
+    base = Sealing(p.good_leaf)
+    other_meta = TaskRunMeta(name="build-other", uid=OTHER_UID)
+    other = Sealing(p.other_taskrun_leaf, meta=other_meta)
+    return [
+        reject("svid-of-other-taskrun", "identity.mismatch", "pristine-v1-json's TaskRun "
+               "carrying the seal that TaskRun default/build-other made with its own SVID.",
+               base.document(other.entries())),
+        reject("renamed-taskrun", "identity.mismatch", "pristine-v1-json with metadata.name "
+               "build-xyz.", with_metadata(base.document(), name="build-xyz")),
+        reject("other-namespace", "identity.mismatch", "pristine-v1-json with "
+               "metadata.namespace prod.", with_metadata(base.document(), namespace="prod")),
+        reject("wrong-trust-domain", "identity.trust-domain", "pristine-v1-json verified with "
+               "--trust-domain other.org and the same bundle.", base.document(),
+               trust_domain="other.org"),
+    ]
+
+
+def invalid_cases(p: SealPki) -> list[Case]:
+    base = Sealing(p.good_leaf)
+    e = base.entries()
+    text = json.dumps(base.document(), indent=2) + "\n"
+    digest = json.dumps(BASE["IMAGE_DIGEST"])
+    forged = json.dumps("sha256:" + "0" * 64)
+    needle = f'"value": {digest}\n'
+    if text.count(needle) != 1:
+        raise AssertionError("IMAGE_DIGEST's value is not unique in the document")
+    line_start = text.rindex("\n", 0, text.index(needle)) + 1
+    indent = text[line_start:text.index(needle)]
+    duplicated = text.replace(needle, f'"value": {forged},\n{indent}{needle}')
+    return [
+        invalid("duplicate-result-name", "input.not-taskrun", "pristine-v1-json with a second "
+                "summary entry (same value).", base.document(
+                    add(e, {"name": "summary", "type": "string",
+                            "value": BASE["summary"]}))),
+        invalid("duplicate-json-key", "input.syntax", "pristine-v1-json's text with IMAGE_DIGEST "
+                "holding two \"value\" members, a forged one first and the sealed one second: "
+                "parsers disagree on which counts, so the document is refused.", duplicated),
+    ]
+
+
+def all_cases(p: SealPki) -> list[Case]:
+    cases = [c for group in (pristine_cases, value_cases, tamper_cases, material_cases,
+                             run_cases, chain_cases, svid_cases, identity_cases, invalid_cases)
+             for c in group(p)]
+    names = [c.name for c in cases]
+    if len(names) != len(set(names)):
+        raise ValueError("duplicate case names")
+    return cases
+
+
+def pki_files(p: SealPki) -> dict[str, str]:
+    return {
+        "pki/root.pem": p.root.pem(),
+        "pki/other-root.pem": p.other_root.pem(),
+        "pki/expired-root.pem": p.expired_root.pem(),
+        "pki/intermediate.pem": p.intermediate.pem(),
+        "pki/impostor-intermediate.pem": p.impostor_intermediate.pem(),
+        "pki/bundle.spiffe.json": pki.spiffe_bundle([p.root.cert]),
+    }
+
+
+# ---------------------------------------------------------------- writing
+
+def manifest_entry(case: Case) -> dict:
+    entry = {"name": case.name, "taskrun": case.file_name(), "bundles": case.bundles,
+             "trust_domain": case.trust_domain, "expect": case.expect, "reason": case.reason,
+             "note": case.note}
+    if case.args:
+        entry["args"] = case.args
+    return entry
+
+
+def remove_stale(out: Path, keep: set[str]) -> None:
+    """Drop vectors of cases that no longer exist, touching only our own file kinds."""
+    for path in out.rglob("*"):
+        rel = path.relative_to(out).as_posix()
+        if (path.is_file() and path.suffix in {".json", ".yaml", ".pem", ".pae"}
+                and rel not in keep):
+            path.unlink()
+
+
+def generate(out: Path) -> dict:
+    p = SealPki()
+    files: dict[str, str] = dict(pki_files(p))
+    cases = all_cases(p)
+    for case in cases:
+        files[case.file_name()] = case.render()
+        if case.expect == "accept":
+            files[f"messages/{case.name}.pae"] = case.message.decode("utf-8")
+    manifest = {"cases": [manifest_entry(c) for c in cases]}
+    files["manifest.json"] = json.dumps(manifest, indent=2) + "\n"
+    for rel, text in files.items():
+        if "PRIVATE KEY" in text:
+            raise AssertionError(f"refusing to write key material into {rel}")
+        gen_fixtures.write_atomic(out / rel, text)
+    remove_stale(out, set(files))
+    return manifest
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    manifest = generate(args.out)
+    print(f"wrote {len(manifest['cases'])} cases to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
