@@ -12,6 +12,9 @@
 #                 nothing outlives them even when they are killed).
 #   scripts/spire-local.sh stop DIR
 #       Stops both (TERM, then KILL after 10 s). Safe to call twice.
+#   scripts/spire-local.sh stop-server DIR | start-server DIR
+#       Stops, or starts again with the same configuration and data, only the server
+#       (fault tests: the agent and the controller keep running).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,6 +42,26 @@ wait_healthy() { # name command...
   say "$name did not become healthy within 30 s; its log:"
   tail -n 30 "$dir/$name.log" >&2 || true
   return 1
+}
+
+stop_one() { # name
+  local pid
+  [[ -f "$dir/$1.pid" ]] || return 0
+  pid=$(cat "$dir/$1.pid")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$dir/$1.pid"
+}
+
+start_server() {
+  local bin
+  bin=$(SPIRE_NO_BUILD=1 "$here/spire.sh")
+  "$bin/spire-server" run -config "$dir/server.conf" >>"$dir/server.log" 2>&1 &
+  echo $! >"$dir/server.pid"
+  wait_healthy server "$bin/spire-server" healthcheck -socketPath "$dir/server.sock"
 }
 
 stop() {
@@ -117,5 +140,7 @@ shift 2
 case $cmd in
   start) start "$@" ;;
   stop) stop ;;
+  stop-server) stop_one server ;;
+  start-server) start_server ;;
   *) die "unknown command $cmd (start or stop)" ;;
 esac

@@ -83,6 +83,10 @@ pub struct Config {
     pub retry_max: Duration,
     /// Deadline of one SPIRE API call.
     pub call_timeout: Duration,
+    /// The trust bundle (PEM or SPIFFE JSON, e.g. SPIRE's k8sbundle ConfigMap mounted as a
+    /// file) that verdicts are judged against; re-read for every verdict, so rotation
+    /// needs no restart. No verdicts are recorded without it.
+    pub trust_bundle_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +117,8 @@ struct File {
     resync_interval: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     call_timeout: Option<Duration>,
+    #[serde(default)]
+    trust_bundle_path: Option<PathBuf>,
 }
 
 /// Tekton's default node alias prefix.
@@ -162,9 +168,14 @@ impl Config {
             (Some(path), None) => ServerConnection::AdminSocket(path),
             (None, Some(address)) => ServerConnection::Mtls {
                 address,
-                server_id: file
-                    .spire_server_id
-                    .unwrap_or_else(|| format!("spiffe://{trust_domain}/spire/server")),
+                server_id: match file.spire_server_id {
+                    Some(id) => {
+                        tekton_spire_verify::SpiffeId::parse(&id)
+                            .map_err(|e| invalid("spire-server-id", &e.to_string()))?;
+                        id
+                    }
+                    None => format!("spiffe://{trust_domain}/spire/server"),
+                },
                 workload_socket: file
                     .spire_socket_path
                     .unwrap_or_else(|| DEFAULT_WORKLOAD_SOCKET.to_owned()),
@@ -186,7 +197,10 @@ impl Config {
             .spire_node_alias_prefix
             .unwrap_or_else(|| DEFAULT_NODE_ALIAS_PREFIX.to_owned());
         if !node_alias_prefix.starts_with('/') || !node_alias_prefix.ends_with('/') {
-            return Err(invalid("spire-node-alias-prefix", "must start and end with '/', like /tekton-node/"));
+            return Err(invalid(
+                "spire-node-alias-prefix",
+                "must start and end with '/', like /tekton-node/",
+            ));
         }
         let signing_container = match file.narrow_to_signing_container {
             Some(false) => None,
@@ -224,6 +238,7 @@ impl Config {
             retry_min: Duration::from_millis(200),
             retry_max: Duration::from_secs(10),
             call_timeout: file.call_timeout.unwrap_or(Duration::from_secs(10)),
+            trust_bundle_path: file.trust_bundle_path,
         })
     }
 }
@@ -234,7 +249,10 @@ mod tests {
 
     #[test]
     fn tekton_keys_with_defaults_make_a_working_configuration() {
-        let c = Config::parse("spire-trust-domain: example.org\nspire-server-addr: spire-server:8081\n").unwrap();
+        let c = Config::parse(
+            "spire-trust-domain: example.org\nspire-server-addr: spire-server:8081\n",
+        )
+        .unwrap();
         assert_eq!(c.node_alias_prefix, "/tekton-node/");
         assert_eq!(c.signing_container.as_deref(), Some("step-sign"));
         assert_eq!(c.entry_id_prefix, "tekton-spire.");
@@ -256,18 +274,36 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.signing_container, None);
-        assert_eq!(c.server, ServerConnection::AdminSocket("/run/spire/api.sock".into()));
+        assert_eq!(
+            c.server,
+            ServerConnection::AdminSocket("/run/spire/api.sock".into())
+        );
     }
 
     #[test]
     fn each_bad_value_is_named() {
         let cases = [
-            ("spire-trust-domain: Example.org\nspire-server-addr: a:1\n", "spire-trust-domain"),
+            (
+                "spire-trust-domain: Example.org\nspire-server-addr: a:1\n",
+                "spire-trust-domain",
+            ),
             ("spire-trust-domain: example.org\n", "spire-server-addr"),
-            ("spire-trust-domain: example.org\nspire-server-addr: a:1\nspire-server-socket: /s\n", "spire-server-socket"),
-            ("spire-trust-domain: example.org\nspire-server-addr: a:1\nspire-node-alias-prefix: node\n", "spire-node-alias-prefix"),
-            ("spire-trust-domain: example.org\nspire-server-addr: a:1\nentry-id-prefix: a/\n", "entry-id-prefix"),
-            ("spire-trust-domain: example.org\nspire-server-addr: a:1\nmax-svid-ttl: 5s\n", "max-svid-ttl"),
+            (
+                "spire-trust-domain: example.org\nspire-server-addr: a:1\nspire-server-socket: /s\n",
+                "spire-server-socket",
+            ),
+            (
+                "spire-trust-domain: example.org\nspire-server-addr: a:1\nspire-node-alias-prefix: node\n",
+                "spire-node-alias-prefix",
+            ),
+            (
+                "spire-trust-domain: example.org\nspire-server-addr: a:1\nentry-id-prefix: a/\n",
+                "entry-id-prefix",
+            ),
+            (
+                "spire-trust-domain: example.org\nspire-server-addr: a:1\nmax-svid-ttl: 5s\n",
+                "max-svid-ttl",
+            ),
         ];
         for (text, key) in cases {
             match Config::parse(text) {
@@ -275,6 +311,9 @@ mod tests {
                 other => panic!("{text}: expected an error on {key}, got {other:?}"),
             }
         }
-        assert!(matches!(Config::parse("spire-trust-domain: x\nunknown-key: 1\n"), Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            Config::parse("spire-trust-domain: x\nunknown-key: 1\n"),
+            Err(ConfigError::Parse { .. })
+        ));
     }
 }

@@ -7,5 +7,8 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod config;
+pub mod controller;
 pub mod helper;
+pub mod spire;
 pub mod telemetry;

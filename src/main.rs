@@ -37,6 +37,33 @@ enum Command {
   kubectl get taskrun build-abc -o yaml | tekton-spire verify --taskrun - \\
       --bundle old-root.pem --bundle new-root.pem --trust-domain example.org --output json")]
     Verify(VerifyArgs),
+    /// Run the controller: a SPIRE entry for every running TaskRun pod, and a verdict
+    /// (condition SignedResultsVerified) on every completed TaskRun.
+    ///
+    /// Talks to Kubernetes with the in-cluster service account, or the KUBECONFIG file,
+    /// and to the SPIRE server's Entry API over its admin socket or mTLS, as the
+    /// configuration file says. Stops cleanly on SIGTERM or SIGINT.
+    #[command(
+        after_help = "Example configuration (keys as in Tekton's SPIRE ConfigMap where Tekton has one):
+  spire-trust-domain: example.org
+  spire-server-addr: spire-server.spire.svc:8081   # or spire-server-socket: /run/spire/server/private/api.sock
+  spire-socket-path: unix:///spiffe-workload-api/spire-agent.sock
+  spire-node-alias-prefix: /tekton-node/
+  signing-container: step-sign                       # narrow-to-signing-container: false to allow every step
+  trust-bundle-path: /run/spire/bundle/bundle.crt    # verdicts; omit to record none
+  resync-interval: 10s"
+    )]
+    Controller(ControllerArgs),
+}
+
+#[derive(clap::Args)]
+struct ControllerArgs {
+    /// The configuration file (YAML).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Log lines as text or JSON, on stderr.
+    #[arg(long, value_enum, default_value_t = OutputArg::Text)]
+    log_format: OutputArg,
 }
 
 #[derive(clap::Args)]
@@ -84,6 +111,7 @@ enum OutputArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Controller(args) => run_controller(&args),
         Command::Verify(args) => audit::run(&audit::Request {
             taskrun: args.taskrun,
             bundles: args.bundle,
@@ -98,5 +126,69 @@ fn main() -> ExitCode {
                 OutputArg::Json => audit::Output::Json,
             },
         }),
+    }
+}
+
+fn run_controller(args: &ControllerArgs) -> ExitCode {
+    use tekton_spire::telemetry::{self, LogFormat};
+    telemetry::init(match args.log_format {
+        OutputArg::Text => LogFormat::Text,
+        OutputArg::Json => LogFormat::Json,
+    });
+    let config = match tekton_spire::config::Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %telemetry::error_chain(&e), "invalid configuration");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let client = match kube::Client::try_default().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %telemetry::error_chain(&e), "cannot configure the Kubernetes client; run in a pod or set KUBECONFIG");
+                return ExitCode::from(2);
+            }
+        };
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let on_signal = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            on_signal.cancel();
+        });
+        match tekton_spire::controller::run(config, client, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %telemetry::error_chain(&e), "controller stopped");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
     }
 }

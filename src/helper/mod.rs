@@ -86,7 +86,9 @@ pub enum Error {
     #[error(transparent)]
     Signer(#[from] SignerError),
     /// The TaskRun's identity given on the command line is unusable.
-    #[error("--taskrun-{field} is {value:?}: pass $(context.taskRun.{field}) in the step's args so Tekton substitutes it")]
+    #[error(
+        "--taskrun-{field} is {value:?}: pass $(context.taskRun.{field}) in the step's args so Tekton substitutes it"
+    )]
     Identity {
         /// `namespace`, `name` or `uid`.
         field: &'static str,
@@ -94,7 +96,9 @@ pub enum Error {
         value: String,
     },
     /// The SVID names another workload than the TaskRun being signed.
-    #[error("the SVID is {actual}, not this TaskRun's ({expected_path}); check the registration entry of this pod")]
+    #[error(
+        "the SVID is {actual}, not this TaskRun's ({expected_path}); check the registration entry of this pod"
+    )]
     WrongSvid {
         /// The path the SVID should have.
         expected_path: String,
@@ -121,7 +125,12 @@ pub struct Signed {
 /// before the deadline, or writing fails. Nothing is half-written: each result file is
 /// written to a temporary file and renamed into place.
 pub async fn run(config: &Config) -> Result<Signed, Error> {
-    if let Output::Seal { namespace, name, uid } = &config.output {
+    if let Output::Seal {
+        namespace,
+        name,
+        uid,
+    } = &config.output
+    {
         for (field, value) in [("namespace", namespace), ("name", name), ("uid", uid)] {
             if value.is_empty() || value.contains("$(") {
                 return Err(Error::Identity {
@@ -146,7 +155,10 @@ pub async fn run(config: &Config) -> Result<Signed, Error> {
 
     let svid = svid::fetch(&config.socket, config.deadline, &Backoff::default()).await?;
     let spiffe_id = svid.spiffe_id().to_string();
-    if let Output::Seal { namespace, name, .. } = &config.output {
+    if let Output::Seal {
+        namespace, name, ..
+    } = &config.output
+    {
         // Fail here, with advice, rather than at verification with a bare mismatch.
         let expected_path = format!("/ns/{namespace}/taskrun/{name}");
         if svid.spiffe_id().path() != expected_path {

@@ -56,7 +56,9 @@ pub enum ResultsDirError {
         path: PathBuf,
     },
     /// A result declared as an array or object does not parse as one.
-    #[error("result {name:?} is declared as {declared} but its text is not a JSON {declared} of strings; Tekton would drop it from the status")]
+    #[error(
+        "result {name:?} is declared as {declared} but its text is not a JSON {declared} of strings; Tekton would drop it from the status"
+    )]
     WrongType {
         /// The result.
         name: String,
@@ -193,7 +195,10 @@ impl ResultsDir {
         let mut specs: Vec<ResultSpec> = if only.is_empty() {
             self.file_names()?
                 .into_iter()
-                .map(|name| ResultSpec { name, declared: None })
+                .map(|name| ResultSpec {
+                    name,
+                    declared: None,
+                })
                 .collect()
         } else {
             only.to_vec()
@@ -362,7 +367,9 @@ mod tests {
         assert_eq!(as_string[0].1, ResultValue::String("[\"a\"]".into()));
         let as_array = rd.read_results(&["list:array".parse().unwrap()]).unwrap();
         assert_eq!(as_array[0].1, ResultValue::Array(vec!["a".into()]));
-        let err = rd.read_results(&["list:object".parse().unwrap()]).unwrap_err();
+        let err = rd
+            .read_results(&["list:object".parse().unwrap()])
+            .unwrap_err();
         assert!(matches!(err, ResultsDirError::WrongType { .. }), "{err}");
         assert!("list:number".parse::<ResultSpec>().is_err());
     }

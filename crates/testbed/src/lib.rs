@@ -2,5 +2,6 @@
 //! agent (real binaries, through scripts/spire-local.sh) and TaskRuns shaped as Tekton
 //! reports them.
 
+pub mod kube;
 pub mod spire;
 pub mod taskrun;

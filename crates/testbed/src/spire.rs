@@ -110,6 +110,20 @@ impl Spire {
         self.var("TRUST_DOMAIN")
     }
 
+    /// The server's TCP endpoint, `127.0.0.1:<bind_port>` from its rendered server.conf.
+    ///
+    /// # Errors
+    /// When server.conf cannot be read or has no bind_port.
+    pub fn server_addr(&self) -> anyhow::Result<String> {
+        let conf = std::fs::read_to_string(self.dir().join("server.conf"))?;
+        let port = conf
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("bind_port"))
+            .map(|rest| rest.trim_start_matches([' ', '=']).trim().trim_matches('"'))
+            .context("server.conf has no bind_port")?;
+        Ok(format!("127.0.0.1:{port}"))
+    }
+
     /// The directory holding spire-server and spire-agent.
     pub fn bin_dir(&self) -> &Path {
         Path::new(self.var("SPIRE_BIN"))
@@ -164,6 +178,30 @@ impl Spire {
     /// When the server refuses.
     pub fn bundle(&self, format: &str) -> anyhow::Result<String> {
         self.server_cli(&["bundle", "show"], &["-format", format])
+    }
+
+    /// Stops the server alone (fault tests); the agent keeps running.
+    ///
+    /// # Errors
+    /// When the script fails.
+    pub fn stop_server(&self) -> anyhow::Result<()> {
+        self.script("stop-server")
+    }
+
+    /// Starts the server again with its configuration and data, and waits until healthy.
+    ///
+    /// # Errors
+    /// When it does not become healthy.
+    pub fn start_server(&self) -> anyhow::Result<()> {
+        self.script("start-server")
+    }
+
+    fn script(&self, command: &str) -> anyhow::Result<()> {
+        let out = Command::new(repo_root().join("scripts/spire-local.sh"))
+            .arg(command)
+            .arg(self.dir.path())
+            .output()?;
+        check(out, &format!("scripts/spire-local.sh {command}")).map(drop)
     }
 
     /// The instance's directory (configuration, logs, sockets).

@@ -76,7 +76,8 @@ impl TrustBundle {
             return Err(Error::Empty);
         }
         for (index, der) in roots.iter().enumerate() {
-            crate::verify::parse_certificate(der).map_err(|problem| Error::Certificate { index, problem })?;
+            crate::verify::parse_certificate(der)
+                .map_err(|problem| Error::Certificate { index, problem })?;
         }
         Ok(Self { roots })
     }

@@ -153,7 +153,11 @@ fn parse_time(text: &str) -> Result<OffsetDateTime, Error> {
     let t = time::PrimitiveDateTime::parse(text, TIME_FORMAT)
         .map(|t| t.assume_utc())
         .map_err(|_| Error::Time)?;
-    if format_time(t) == text { Ok(t) } else { Err(Error::Time) }
+    if format_time(t) == text {
+        Ok(t)
+    } else {
+        Err(Error::Time)
+    }
 }
 
 fn decode(field: &str, name: impl Fn() -> String) -> Result<Vec<u8>, Error> {

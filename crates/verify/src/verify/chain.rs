@@ -71,10 +71,13 @@ pub(crate) fn verify_chain(
     used[0] = true;
     loop {
         let current = path[path.len() - 1];
-        let roots_then_carried = roots
-            .iter()
-            .map(|c| (None, c))
-            .chain(carried.iter().enumerate().filter(|(i, _)| !used[*i]).map(|(i, c)| (Some(i), c)));
+        let roots_then_carried = roots.iter().map(|c| (None, c)).chain(
+            carried
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !used[*i])
+                .map(|(i, c)| (Some(i), c)),
+        );
         match find_issuer(current, roots_then_carried)? {
             (None, root) => {
                 path.push(root);

@@ -13,8 +13,8 @@ use crate::bundle::TrustBundle;
 use crate::spiffe_id::{SpiffeId, TrustDomain};
 use crate::taskrun::TaskRun;
 
-pub use rejection::Rejection;
 pub(crate) use chain::parse as parse_certificate;
+pub use rejection::Rejection;
 
 /// Clock skew allowed by default between the pod that signs and the controller that
 /// stamps the TaskRun's start and completion times.

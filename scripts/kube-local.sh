@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# A local etcd and kube-apiserver on loopback, with Tekton's TaskRun CRD, for the tests and
+# the demo. No kubelet, scheduler or controller-manager: pods are objects that nothing runs.
+#
+#   scripts/kube-local.sh start DIR [--watch PID [--remove-dir]]
+#       Builds (or reuses) etcd and kube-apiserver (scripts/kube.sh), generates test PKI in
+#       DIR/pki with openssl, starts etcd (data in DIR/etcd, --unsafe-no-fsync) and
+#       kube-apiserver (RBAC, client certificates, no ServiceAccount admission), waits for
+#       /readyz, installs the TaskRun CRD exactly as Tekton ships it, waits until it is
+#       Established and served, and writes:
+#         DIR/kubeconfig   the admin's (client certificate with O=system:masters), data inline
+#         DIR/env          shell syntax: KUBE_BIN, KUBECONFIG, KUBE_API_URL, KUBE_CA,
+#                          KUBE_ADMIN_CERT, KUBE_ADMIN_KEY, ETCD_URL, KUBE_VERSION,
+#                          TEKTON_VERSION, KUBE_READY_MS (start to ready)
+#       --watch   stops everything when process PID exits (tests pass their own PID, so
+#                 nothing outlives them even when they are killed).
+#       --remove-dir  with --watch: the watchdog then also deletes DIR (etcd preallocates a
+#                 64 MB WAL; a test's shared instance has nobody else to clean up after it).
+#   scripts/kube-local.sh stop DIR
+#       Stops kube-apiserver, then etcd (TERM, then KILL after 10 s). Safe to call twice.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+say() { printf 'kube-local: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_for NAME SECONDS command...: polls every 0.2 s while process NAME lives.
+wait_for() {
+  local name=$1 seconds=$2; shift 2
+  for _ in $(seq 1 $((seconds * 5))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$(cat "$dir/$name.pid")" 2>/dev/null; then
+      say "$name exited; the end of its log:"
+      tail -n 20 "$dir/$name.log" >&2 || true
+      return 1
+    fi
+    sleep 0.2
+  done
+  say "$name was not ready within $seconds s; the end of its log:"
+  tail -n 20 "$dir/$name.log" >&2 || true
+  return 1
+}
+
+stop() {
+  local pid
+  # The API server first: it must not lose etcd under its feet and log a storm of errors.
+  for name in kube-apiserver etcd; do
+    [[ -f "$dir/$name.pid" ]] || continue
+    pid=$(cat "$dir/$name.pid")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$dir/$name.pid"
+  done
+  if [[ -f "$dir/watchdog.pid" ]]; then
+    pid=$(cat "$dir/watchdog.pid")
+    rm -f "$dir/watchdog.pid"
+    [[ "$pid" != "${WATCHDOG_SELF:-}" ]] && kill "$pid" 2>/dev/null || true
+  fi
+}
+
+# Test PKI: a CA for the serving certificate, a separate CA for client certificates, the
+# admin's client certificate and the service-account signing key. All P-256, PKCS#8.
+make_pki() {
+  local pki=$1
+  mkdir -p "$pki"
+  (
+    cd "$pki"
+    key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+    ca() { # name subject
+      key "$1.key"
+      openssl req -x509 -new -key "$1.key" -out "$1.crt" -days 3650 -subj "$2" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+    }
+    leaf() { # name ca subject extensions...
+      local name=$1 ca=$2 subject=$3; shift 3
+      key "$name.key"
+      openssl req -new -key "$name.key" -out "$name.csr" -subj "$subject"
+      printf '%s\n' basicConstraints=critical,CA:FALSE "$@" >"$name.ext"
+      openssl x509 -req -in "$name.csr" -CA "$ca.crt" -CAkey "$ca.key" \
+        -set_serial "0x$(openssl rand -hex 16)" -days 365 -extfile "$name.ext" -out "$name.crt" 2>/dev/null
+      rm -f "$name.csr" "$name.ext"
+    }
+    ca server-ca "/CN=tekton-spire test kube-apiserver CA"
+    ca client-ca "/CN=tekton-spire test client CA"
+    leaf serving server-ca "/CN=kube-apiserver" subjectAltName=IP:127.0.0.1,DNS:localhost \
+      keyUsage=critical,digitalSignature extendedKeyUsage=serverAuth
+    leaf admin client-ca "/O=system:masters/CN=tekton-spire-admin" \
+      keyUsage=critical,digitalSignature extendedKeyUsage=clientAuth
+    key service-account.key
+    openssl pkey -in service-account.key -pubout -out service-account.pub
+    chmod 600 ./*.key
+  ) || die "openssl could not generate the test PKI in $pki"
+}
+
+# api METHOD PATH [curl args...]: the admin's request; prints the body, fails on HTTP >= 400.
+api() {
+  local method=$1 path=$2; shift 2
+  curl -sS --fail-with-body -X "$method" --cacert "$dir/pki/server-ca.crt" \
+    --cert "$dir/pki/admin.crt" --key "$dir/pki/admin.key" "$api_url$path" "$@"
+}
+
+crd_established() {
+  api GET /apis/apiextensions.k8s.io/v1/customresourcedefinitions/taskruns.tekton.dev \
+    | python3 -c 'import json, sys
+conds = json.load(sys.stdin).get("status", {}).get("conditions", [])
+sys.exit(0 if any(c["type"] == "Established" and c["status"] == "True" for c in conds) else 1)'
+}
+
+start() {
+  local watch="" remove_dir=0
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      --watch) [[ $# -ge 2 ]] || die "--watch needs a PID"; watch=$2; shift ;;
+      --remove-dir) remove_dir=1 ;;
+      *) die "unknown option $1" ;;
+    esac
+    shift
+  done
+  [[ $remove_dir == 0 || -n $watch ]] || die "--remove-dir needs --watch PID"
+  for tool in curl openssl python3; do
+    command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install $tool)"
+  done
+  local bin
+  bin=$("$here/kube.sh") || die "etcd and kube-apiserver are not available; see the messages above"
+  # shellcheck source=/dev/null
+  source "$bin/versions"
+  local started
+  started=$(date +%s%N)
+  make_pki "$dir/pki"
+  mkdir -p "$dir/etcd"
+  chmod 700 "$dir/etcd"
+
+  local etcd_port peer_port api_port
+  etcd_port=$(free_port)
+  peer_port=$(free_port)
+  api_port=$(free_port)
+  etcd_url="http://127.0.0.1:$etcd_port"
+  api_url="https://127.0.0.1:$api_port"
+
+  if [[ -n $watch ]]; then
+    # setsid: the watchdog must outlive the caller's process group to clean up after it.
+    setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 0.5; done
+      WATCHDOG_SELF=$$ "$2" stop "$3"; if [[ $4 == 1 ]]; then rm -rf "$3"; fi' \
+      watchdog "$watch" "$here/kube-local.sh" "$dir" "$remove_dir" </dev/null >/dev/null 2>&1 &
+    echo $! >"$dir/watchdog.pid"
+  fi
+
+  "$bin/etcd" --name tekton-spire --data-dir "$dir/etcd" \
+    --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "tekton-spire=http://127.0.0.1:$peer_port" \
+    --unsafe-no-fsync --log-level warn </dev/null >"$dir/etcd.log" 2>&1 &
+  echo $! >"$dir/etcd.pid"
+  wait_for etcd 30 curl -sf "$etcd_url/health" || { stop; die "etcd did not start (log: $dir/etcd.log)"; }
+
+  "$bin/kube-apiserver" \
+    --etcd-servers "$etcd_url" \
+    --bind-address 127.0.0.1 --secure-port "$api_port" \
+    --advertise-address 127.0.0.1 --endpoint-reconciler-type none \
+    --cert-dir "$dir/pki" \
+    --tls-cert-file "$dir/pki/serving.crt" --tls-private-key-file "$dir/pki/serving.key" \
+    --client-ca-file "$dir/pki/client-ca.crt" \
+    --authorization-mode RBAC \
+    --disable-admission-plugins ServiceAccount \
+    --service-cluster-ip-range 10.0.0.0/24 \
+    --service-account-issuer "$api_url" \
+    --service-account-key-file "$dir/pki/service-account.pub" \
+    --service-account-signing-key-file "$dir/pki/service-account.key" \
+    --allow-privileged=true \
+    --profiling=false \
+    </dev/null >"$dir/kube-apiserver.log" 2>&1 &
+  echo $! >"$dir/kube-apiserver.pid"
+  wait_for kube-apiserver 90 api GET /readyz || { stop; die "kube-apiserver did not become ready (log: $dir/kube-apiserver.log)"; }
+
+  # Tekton's own file, unchanged. It names Tekton's conversion webhook, which does not run
+  # here: v1 (the storage version) works; a v1beta1 request fails with a conversion error.
+  local out
+  if ! out=$(api POST /apis/apiextensions.k8s.io/v1/customresourcedefinitions \
+      -H 'Content-Type: application/yaml' --data-binary "@$bin/taskrun-crd.yaml" 2>&1); then
+    # A restart on an existing DIR finds the CRD in etcd already.
+    [[ $out == *'"reason":"AlreadyExists"'* ]] || { stop; die "installing the TaskRun CRD failed: $out"; }
+  fi
+  wait_for kube-apiserver 30 crd_established || { stop; die "the TaskRun CRD did not become Established"; }
+  wait_for kube-apiserver 30 api GET /apis/tekton.dev/v1/taskruns || { stop; die "tekton.dev/v1 taskruns are not served"; }
+
+  local b64="base64 -w0" ready_ms
+  ready_ms=$((($(date +%s%N) - started) / 1000000))
+  cat >"$dir/kubeconfig.tmp" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: tekton-spire
+  cluster:
+    server: $api_url
+    certificate-authority-data: $($b64 "$dir/pki/server-ca.crt")
+users:
+- name: admin
+  user:
+    client-certificate-data: $($b64 "$dir/pki/admin.crt")
+    client-key-data: $($b64 "$dir/pki/admin.key")
+contexts:
+- name: tekton-spire
+  context:
+    cluster: tekton-spire
+    user: admin
+    namespace: default
+current-context: tekton-spire
+KUBECONFIG
+  chmod 600 "$dir/kubeconfig.tmp"
+  mv "$dir/kubeconfig.tmp" "$dir/kubeconfig"
+
+  cat >"$dir/env.tmp" <<ENV
+KUBE_BIN=$bin
+KUBECONFIG=$dir/kubeconfig
+KUBE_API_URL=$api_url
+KUBE_CA=$dir/pki/server-ca.crt
+KUBE_ADMIN_CERT=$dir/pki/admin.crt
+KUBE_ADMIN_KEY=$dir/pki/admin.key
+ETCD_URL=$etcd_url
+KUBE_VERSION=$KUBE_VERSION
+TEKTON_VERSION=$TEKTON_VERSION
+KUBE_READY_MS=$ready_ms
+ENV
+  mv "$dir/env.tmp" "$dir/env"
+  say "etcd and kube-apiserver $KUBE_VERSION ready at $api_url with Tekton $TEKTON_VERSION's TaskRun CRD (${ready_ms} ms)"
+}
+
+[[ $# -ge 2 ]] || die "usage: kube-local.sh start DIR [--watch PID [--remove-dir]] | stop DIR"
+cmd=$1
+dir=$(mkdir -p "$2" && cd "$2" && pwd)
+shift 2
+etcd_url="" api_url=""
+case $cmd in
+  start) start "$@" ;;
+  stop) stop ;;
+  *) die "unknown command $cmd (start or stop)" ;;
+esac

@@ -1,0 +1,206 @@
+//! The verdict on a completed TaskRun: its signed results are verified with the
+//! verifier library and the outcome is recorded as the `SignedResultsVerified` condition
+//! (Tekton's condition type and reasons), for people and policies to see.
+//!
+//! The condition is advisory: whoever can write the status can write it too, so whoever
+//! produces provenance runs the verifier itself. To keep it honest the verdict is
+//! recomputed on every change of the TaskRun and rewritten when it differs, so a status
+//! edited after a "True" verdict turns "False" again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use kube::ResourceExt;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+use tekton_spire_verify::{Policy, TaskRun, TrustBundle, verify};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// Tekton's condition type.
+pub const CONDITION_TYPE: &str = "SignedResultsVerified";
+/// Tekton's reason for verified results.
+pub const REASON_VERIFIED: &str = "TaskRunResultsVerified";
+/// Tekton's reason for rejected results.
+pub const REASON_FAILED: &str = "TaskRunResultsVerificationFailed";
+
+/// Why a verdict could not be recorded; all are retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum VerdictError {
+    #[error("cannot read the trust bundle {path}")]
+    BundleRead {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the trust bundle {path} is unusable")]
+    Bundle {
+        path: String,
+        #[source]
+        source: tekton_spire_verify::bundle::Error,
+    },
+    #[error("cannot patch the TaskRun's status")]
+    Patch(#[source] kube::Error),
+}
+
+struct Context {
+    api_resource: ApiResource,
+    client: kube::Client,
+    config: Arc<Config>,
+}
+
+/// The condition the TaskRun should carry, or `None` while it has not completed.
+pub(crate) fn verdict(
+    taskrun: &DynamicObject,
+    bundle: TrustBundle,
+    config: &Config,
+) -> Option<Value> {
+    let status = taskrun.data.get("status")?;
+    if status.get("completionTime").is_none_or(Value::is_null) {
+        return None;
+    }
+    let document = serde_json::to_vec(taskrun).unwrap_or_default();
+    let (status, reason, message) = match TaskRun::parse(&document) {
+        Err(e) => (
+            "False",
+            REASON_FAILED,
+            format!(
+                "the TaskRun cannot be read: {}",
+                crate::telemetry::error_chain(&e)
+            ),
+        ),
+        Ok(parsed) => match verify(&parsed, &Policy::new(config.trust_domain.clone(), bundle)) {
+            Ok(v) => (
+                "True",
+                REASON_VERIFIED,
+                format!(
+                    "{} result(s) signed by {} ({} format)",
+                    v.results().len(),
+                    v.spiffe_id(),
+                    v.format()
+                ),
+            ),
+            Err(rejection) => (
+                "False",
+                REASON_FAILED,
+                format!("[{}] {rejection}", rejection.code()),
+            ),
+        },
+    };
+    Some(json!({"type": CONDITION_TYPE, "status": status, "reason": reason, "message": message}))
+}
+
+fn load_bundle(config: &Config) -> Result<Option<TrustBundle>, VerdictError> {
+    let Some(path) = &config.trust_bundle_path else {
+        return Ok(None);
+    };
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| VerdictError::BundleRead {
+        path: shown.clone(),
+        source,
+    })?;
+    TrustBundle::load(&bytes)
+        .map(Some)
+        .map_err(|source| VerdictError::Bundle {
+            path: shown,
+            source,
+        })
+}
+
+async fn reconcile(taskrun: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, VerdictError> {
+    let Some(bundle) = load_bundle(&ctx.config)? else {
+        return Ok(Action::await_change());
+    };
+    let Some(mut wanted) = verdict(&taskrun, bundle, &ctx.config) else {
+        return Ok(Action::await_change());
+    };
+    let conditions: Vec<Value> = taskrun
+        .data
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let current = conditions
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(CONDITION_TYPE));
+    let same = current.is_some_and(|c| {
+        ["status", "reason", "message"]
+            .iter()
+            .all(|k| c.get(*k) == wanted.get(*k))
+    });
+    if same {
+        return Ok(Action::await_change());
+    }
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    wanted["lastTransitionTime"] = json!(
+        now.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    );
+    let mut updated: Vec<Value> = conditions
+        .into_iter()
+        .filter(|c| c.get("type").and_then(Value::as_str) != Some(CONDITION_TYPE))
+        .collect();
+    updated.push(wanted.clone());
+    // The resourceVersion makes the merge patch conditional: if the TaskRun changed since
+    // it was read, the patch fails with a conflict and the next reconcile sees the change.
+    let patch = json!({
+        "metadata": {"resourceVersion": taskrun.resource_version()},
+        "status": {"conditions": updated},
+    });
+    let namespace = taskrun.namespace().unwrap_or_default();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &namespace, &ctx.api_resource);
+    api.patch_status(
+        &taskrun.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(VerdictError::Patch)?;
+    tracing::info!(
+        taskrun = %taskrun.name_any(), namespace = %namespace,
+        verdict = %wanted["status"], reason = %wanted["reason"], message = %wanted["message"],
+        "recorded verdict"
+    );
+    Ok(Action::await_change())
+}
+
+fn error_policy(taskrun: Arc<DynamicObject>, error: &VerdictError, _ctx: Arc<Context>) -> Action {
+    let conflict = matches!(error, VerdictError::Patch(kube::Error::Api(s)) if s.code == 409);
+    if conflict {
+        tracing::debug!(taskrun = %taskrun.name_any(), "status changed while recording the verdict; retrying");
+        return Action::requeue(Duration::from_millis(200));
+    }
+    tracing::warn!(taskrun = %taskrun.name_any(), error = %crate::telemetry::error_chain(error), "could not record the verdict");
+    Action::requeue(Duration::from_secs(5).mul_f64(0.5 + fastrand::f64()))
+}
+
+/// Runs the verdict controller until `shutdown`.
+pub(crate) async fn run(
+    client: kube::Client,
+    api_resource: ApiResource,
+    config: Arc<Config>,
+    shutdown: CancellationToken,
+) {
+    if config.trust_bundle_path.is_none() {
+        tracing::info!("trust-bundle-path is not set: no verdicts are recorded on TaskRuns");
+        return;
+    }
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource);
+    let ctx = Arc::new(Context {
+        api_resource: api_resource.clone(),
+        client,
+        config,
+    });
+    Controller::new_with(api, watcher::Config::default(), api_resource)
+        .graceful_shutdown_on(shutdown.cancelled_owned())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
+}
