@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A local SPIRE server and agent on loopback, for the demo and the tests.
 #
-#   scripts/spire-local.sh start DIR [--tuned] [--watch PID]
+#   scripts/spire-local.sh start DIR [--tuned] [--watch PID [--remove-dir]]
 #       Builds (or reuses) SPIRE, starts spire-server (SQLite, admin socket DIR/server.sock)
 #       and spire-agent (join_token, unix workload attestor, Workload API at
 #       DIR/workload/agent.sock), waits until both are healthy and writes DIR/env (shell syntax):
@@ -10,6 +10,7 @@
 #                 (defaults: 5 s each; see spire-config/README.md).
 #       --watch   stops both when process PID exits (tests pass their own PID, so
 #                 nothing outlives them even when they are killed).
+#       --remove-dir  with --watch: the watchdog then also deletes DIR.
 #   scripts/spire-local.sh stop DIR
 #       Stops both (TERM, then KILL after 10 s). Safe to call twice.
 #   scripts/spire-local.sh stop-server DIR | start-server DIR
@@ -84,11 +85,12 @@ stop() {
 }
 
 start() {
-  local tuned=0 watch=""
+  local tuned=0 watch="" remove_dir=0
   while [[ $# -gt 0 ]]; do
     case $1 in
       --tuned) tuned=1 ;;
       --watch) watch=$2; shift ;;
+      --remove-dir) remove_dir=1 ;;
       *) die "unknown option $1" ;;
     esac
     shift
@@ -109,8 +111,9 @@ start() {
   echo $! >"$dir/server.pid"
   if [[ -n $watch ]]; then
     # setsid: the watchdog must outlive the caller's process group to clean up after it.
-    setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; WATCHDOG_SELF=$$ "$2" stop "$3"' \
-      watchdog "$watch" "$here/spire-local.sh" "$dir" </dev/null >/dev/null 2>&1 &
+    setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 0.5; done
+      WATCHDOG_SELF=$$ "$2" stop "$3"; if [[ $4 == 1 ]]; then rm -rf "$3"; fi' \
+      watchdog "$watch" "$here/spire-local.sh" "$dir" "$remove_dir" </dev/null >/dev/null 2>&1 &
     echo $! >"$dir/watchdog.pid"
   fi
   wait_healthy server "$bin/spire-server" healthcheck -socketPath "$dir/server.sock" || { stop; exit 1; }

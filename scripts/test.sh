@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh machine and runs every test:
 #   Python packages (pytest, cryptography, PyYAML) for the independent implementations,
-#   SPIRE built from the Go module proxy (scripts/spire.sh, cached outside the clone),
+#   SPIRE, etcd and kube-apiserver built from the Go module proxy (scripts/spire.sh,
+#   scripts/kube.sh; cached outside the clone) and Tekton's CRDs from its module,
 #   then the Rust workspace's tests (unit, fixtures, real SPIRE) and the Python tests.
 set -euo pipefail
 
@@ -24,6 +25,12 @@ fi
 
 say "building SPIRE (cached after the first build on this machine)"
 ./scripts/spire.sh
+
+say "building etcd and kube-apiserver, fetching Tekton's CRDs (cached likewise)"
+./scripts/kube.sh
+
+say "building the Tekton interop harness (tests/tekton-interop, cached likewise)"
+./scripts/tekton-harness.sh
 
 say "Rust tests (cargo test --workspace)"
 cargo test --workspace --all-targets

@@ -87,6 +87,9 @@ pub struct Config {
     /// file) that verdicts are judged against; re-read for every verdict, so rotation
     /// needs no restart. No verdicts are recorded without it.
     pub trust_bundle_path: Option<PathBuf>,
+    /// The namespace of the leader-election Lease; `None` runs without election (one
+    /// replica only).
+    pub leader_election_namespace: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +122,8 @@ struct File {
     call_timeout: Option<Duration>,
     #[serde(default)]
     trust_bundle_path: Option<PathBuf>,
+    #[serde(default)]
+    leader_election_namespace: Option<String>,
 }
 
 /// Tekton's default node alias prefix.
@@ -239,6 +244,7 @@ impl Config {
             retry_max: Duration::from_secs(10),
             call_timeout: file.call_timeout.unwrap_or(Duration::from_secs(10)),
             trust_bundle_path: file.trust_bundle_path,
+            leader_election_namespace: file.leader_election_namespace,
         })
     }
 }

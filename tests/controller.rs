@@ -61,21 +61,32 @@ impl World {
     }
 
     fn start_controller(&mut self) {
+        let kubeconfig = self.kube.kubeconfig_path().to_owned();
+        self.start_controller_with(&kubeconfig);
+    }
+
+    fn start_controller_with(&mut self, kubeconfig: &std::path::Path) {
+        self.controller = Some(self.spawn_controller(kubeconfig, "controller"));
+    }
+
+    /// A controller process logging to `<name>.log`.
+    fn spawn_controller(&self, kubeconfig: &std::path::Path, name: &str) -> Child {
+        let log_path = self.dir.path().join(format!("{name}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.log_path())
+            .open(log_path)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_tekton-spire"))
+        Command::new(env!("CARGO_BIN_EXE_tekton-spire"))
             .args(["controller", "--config"])
             .arg(self.dir.path().join("config.yaml"))
-            .env("KUBECONFIG", self.kube.kubeconfig_path())
+            .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info")
+            .env("POD_NAME", name)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap();
-        self.controller = Some(child);
+            .unwrap()
     }
 
     fn log_path(&self) -> PathBuf {
@@ -424,6 +435,256 @@ async fn entries_that_belong_to_others_are_left_untouched() {
                 .unwrap(),
         );
         assert_eq!(after, before, "entries of others were touched");
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// A TCP relay between the controller and the API server that can cut every open
+/// connection and refuse new ones for a while: a real network fault in front of the real
+/// API server (the server itself cannot be asked to drop only this client's watches).
+struct Relay {
+    port: u16,
+    refusing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    async fn start(upstream: String) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let refusing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (r, c) = (refusing.clone(), connections.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if r.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                c.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Self {
+            port,
+            refusing,
+            connections,
+        }
+    }
+
+    /// Cuts every open connection and refuses new ones until `heal`.
+    fn cut(&self) {
+        self.refusing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for handle in self.connections.lock().unwrap().drain(..) {
+            handle.abort();
+        }
+    }
+
+    fn heal(&self) {
+        self.refusing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn cut_api_watches_are_reestablished_and_the_entries_converge() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let mut w = World::new("watch-cut").await;
+        let upstream = w.kube.api_url().trim_start_matches("https://").to_owned();
+        let relay = Relay::start(upstream.clone()).await;
+        let kubeconfig = std::fs::read_to_string(w.kube.kubeconfig_path())
+            .unwrap()
+            .replace(
+                &format!("https://{upstream}"),
+                &format!("https://127.0.0.1:{}", relay.port),
+            );
+        let path = w.dir.path().join("relayed-kubeconfig");
+        std::fs::write(&path, kubeconfig).unwrap();
+        w.start_controller_with(&path);
+
+        w.taskrun_with_pod("before-cut", "node-1").await;
+        w.converge("before the cut").await;
+
+        relay.cut();
+        w.taskrun_with_pod("during-cut", "node-2").await;
+        w.complete_taskrun("before-cut").await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        relay.heal();
+        w.converge("after the watches were cut for 3 s").await;
+        assert_eq!(w.owned().await.len(), 1);
+        let log = std::fs::read_to_string(w.log_path()).unwrap();
+        assert!(
+            log.contains("watch failed"),
+            "the cut was not noticed: {log}"
+        );
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn a_completed_taskrun_gets_a_verdict_that_follows_later_edits_of_its_status() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let mut w = World::new("verdict").await;
+        // A TaskRun signed by the independent implementation (Tekton's format, which binds
+        // no UID, so it can be recreated here): default/build-abc.
+        let fixtures =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/legacy");
+        let fixture: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(fixtures.join("pristine-v1-json.json")).unwrap())
+                .unwrap();
+        let config = std::fs::read_to_string(w.dir.path().join("config.yaml")).unwrap()
+            + &format!(
+                "trust-bundle-path: {}\n",
+                fixtures.join("pki/root.pem").display()
+            );
+        std::fs::write(w.dir.path().join("config.yaml"), config).unwrap();
+        w.start_controller();
+
+        let trs = taskruns(w.client.clone(), "default");
+        let tr: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+            "metadata": {"name": "build-abc"}, "spec": {"taskRef": {"name": "build"}},
+        }))
+        .unwrap();
+        trs.create(&PostParams::default(), &tr).await.unwrap();
+        let status = json!({"status": fixture["status"]});
+        trs.patch_status("build-abc", &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .unwrap();
+
+        let condition = |want: &'static str| {
+            let trs = trs.clone();
+            async move {
+                let tr = trs.get("build-abc").await?;
+                let found = tr
+                    .data
+                    .pointer("/status/conditions")
+                    .and_then(|c| c.as_array())
+                    .and_then(|cs| {
+                        cs.iter()
+                            .find(|c| c["type"] == "SignedResultsVerified" && c["status"] == want)
+                            .cloned()
+                    });
+                Ok(found)
+            }
+        };
+        let verified = eventually(CONVERGE, "a True verdict", || condition("True"))
+            .await
+            .unwrap();
+        assert_eq!(verified["reason"], "TaskRunResultsVerified");
+        assert!(
+            verified["message"]
+                .as_str()
+                .unwrap()
+                .contains("spiffe://example.org/ns/default/taskrun/build-abc")
+        );
+        // Tekton's own condition is kept.
+        let tr = trs.get("build-abc").await.unwrap();
+        assert!(
+            tr.data["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["type"] == "Succeeded")
+        );
+
+        // Someone with write access to the status forges IMAGE_DIGEST after the verdict.
+        let mut results = fixture["status"]["results"].clone();
+        for r in results.as_array_mut().unwrap() {
+            if r["name"] == "IMAGE_DIGEST" {
+                r["value"] = json!(format!("sha256:{}", "e".repeat(64)));
+            }
+        }
+        let forged = json!({"status": {"results": results}});
+        trs.patch_status("build-abc", &PatchParams::default(), &Patch::Merge(&forged))
+            .await
+            .unwrap();
+        let rejected = eventually(CONVERGE, "a False verdict", || condition("False"))
+            .await
+            .unwrap();
+        assert_eq!(rejected["reason"], "TaskRunResultsVerificationFailed");
+        assert!(
+            rejected["message"]
+                .as_str()
+                .unwrap()
+                .contains("signature.invalid"),
+            "{rejected}"
+        );
+        let conditions = trs.get("build-abc").await.unwrap().data["status"]["conditions"].clone();
+        let verdicts = conditions
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["type"] == "SignedResultsVerified")
+            .count();
+        assert_eq!(
+            verdicts, 1,
+            "one verdict condition, rewritten: {conditions}"
+        );
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn a_second_replica_waits_for_the_lease_and_takes_over_when_the_leader_dies() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let mut w = World::new("leader").await;
+        let config = std::fs::read_to_string(w.dir.path().join("config.yaml")).unwrap()
+            + &format!("leader-election-namespace: {}\n", w.namespace);
+        std::fs::write(w.dir.path().join("config.yaml"), config).unwrap();
+        let kubeconfig = w.kube.kubeconfig_path().to_owned();
+        w.controller = Some(w.spawn_controller(&kubeconfig, "controller"));
+        w.taskrun_with_pod("first", "node-1").await;
+        w.converge("the leader registers").await;
+        let mut follower = w.spawn_controller(&kubeconfig, "follower");
+
+        let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+            Api::namespaced(w.client.clone(), &w.namespace);
+        let holder = |leases: Api<k8s_openapi::api::coordination::v1::Lease>| async move {
+            let lease = leases.get("tekton-spire-controller").await?;
+            Ok::<_, anyhow::Error>(lease.spec.and_then(|s| s.holder_identity))
+        };
+        assert_eq!(
+            holder(leases.clone()).await.unwrap().as_deref(),
+            Some("controller")
+        );
+        let follower_log = w.dir.path().join("follower.log");
+        eventually(CONVERGE, "the follower to wait", || async {
+            Ok(std::fs::read_to_string(&follower_log)?
+                .contains("waiting for the leader's lease")
+                .then_some(()))
+        })
+        .await
+        .unwrap();
+
+        w.kill_controller();
+        let killed = Instant::now();
+        w.taskrun_with_pod("second", "node-2").await;
+        eventually(CONVERGE, "the follower to take the lease", || async {
+            Ok(holder(leases.clone()).await?.filter(|h| h == "follower"))
+        })
+        .await
+        .unwrap();
+        eprintln!(
+            "failover after SIGKILL of the leader: {:?}",
+            killed.elapsed()
+        );
+        w.converge("the new leader registers").await;
+        follower.kill().unwrap();
+        follower.wait().unwrap();
     })
     .await
     .expect("test timed out");

@@ -7,6 +7,7 @@
 
 mod desired;
 mod entries;
+mod leader;
 mod plan;
 mod verdict;
 
@@ -44,6 +45,9 @@ pub enum Error {
         #[source]
         source: spire::Error,
     },
+    /// Another replica took the lease; this one stops so that it restarts as a follower.
+    #[error("lost the leader lease")]
+    LostLease,
     /// The server's SPIFFE ID in the configuration is not one.
     #[error("spire-server-id {0:?} is not a SPIFFE ID")]
     ServerId(String),
@@ -125,8 +129,61 @@ pub async fn run(
     client: kube::Client,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let config = Arc::new(config);
     tracing::info!(config = ?config, "starting controller");
+    let Some(namespace) = config.leader_election_namespace.clone() else {
+        return run_as_leader(config, client, shutdown).await;
+    };
+    let lease = leader::LeaseConfig {
+        namespace,
+        name: "tekton-spire-controller".into(),
+        identity: identity(),
+        duration: Duration::from_secs(15),
+        renew_every: Duration::from_secs(2),
+    };
+    if !leader::acquire(client.clone(), &lease, &shutdown).await {
+        return Ok(());
+    }
+    let lost = CancellationToken::new();
+    let inner = shutdown.child_token();
+    let keeper = tokio::spawn(leader::keep(
+        client.clone(),
+        lease,
+        shutdown.clone(),
+        lost.clone(),
+    ));
+    let stop_on_loss = {
+        let (lost, inner) = (lost.clone(), inner.clone());
+        tokio::spawn(async move {
+            lost.cancelled().await;
+            inner.cancel();
+        })
+    };
+    let result = run_as_leader(config, client, inner).await;
+    stop_on_loss.abort();
+    keeper.abort();
+    if lost.is_cancelled() {
+        return Err(Error::LostLease);
+    }
+    result
+}
+
+/// This replica's name for the lease: the pod name (`POD_NAME`, from the downward API),
+/// else the host name.
+fn identity() -> String {
+    std::env::var("POD_NAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("tekton-spire-{}", std::process::id()))
+}
+
+async fn run_as_leader(
+    config: Config,
+    client: kube::Client,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let config = Arc::new(config);
     let Some(spire) = connect_spire(&config, &shutdown).await? else {
         return Ok(());
     };

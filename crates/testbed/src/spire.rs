@@ -76,6 +76,10 @@ impl Spire {
         // The watchdog stops a shared instance after this process exits, since statics
         // are never dropped; a private one is stopped by Drop as well.
         cmd.arg("--watch").arg(std::process::id().to_string());
+        if shared {
+            // Nor is its TempDir: the watchdog deletes it.
+            cmd.arg("--remove-dir");
+        }
         check(cmd.output()?, "scripts/spire-local.sh start")?;
         let env_text = std::fs::read_to_string(dir.path().join("env"))?;
         let env = env_text
