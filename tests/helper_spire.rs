@@ -351,14 +351,23 @@ fn an_unsubstituted_taskrun_identity_is_refused_before_anything_is_fetched() {
     let spire = Spire::shared();
     let ws = Workspace::new("unsubstituted");
     let out = Command::new(ws.helper())
-        .args(["--results-dir", ws.results().to_str().unwrap(), "--timeout", "30"])
+        .args([
+            "--results-dir",
+            ws.results().to_str().unwrap(),
+            "--timeout",
+            "30",
+        ])
         .args(["--taskrun-namespace", "default", "--taskrun-name", &ws.name])
         .args(["--taskrun-uid", "$(context.taskRun.uid)"])
         .env("SPIFFE_ENDPOINT_SOCKET", spire.workload_socket())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("pass $(context.taskRun.uid)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pass $(context.taskRun.uid)"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -367,12 +376,28 @@ fn an_svid_naming_another_taskrun_is_not_used_to_seal() {
     let ws = Workspace::new("entry-for-a");
     ws.register(spire);
     let out = Command::new(ws.helper())
-        .args(["--results-dir", ws.results().to_str().unwrap(), "--timeout", "30"])
-        .args(["--taskrun-namespace", "default", "--taskrun-name", "b-instead", "--taskrun-uid", "uid-1"])
+        .args([
+            "--results-dir",
+            ws.results().to_str().unwrap(),
+            "--timeout",
+            "30",
+        ])
+        .args([
+            "--taskrun-namespace",
+            "default",
+            "--taskrun-name",
+            "b-instead",
+            "--taskrun-uid",
+            "uid-1",
+        ])
         .env("SPIFFE_ENDPOINT_SOCKET", spire.workload_socket())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("not this TaskRun's"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not this TaskRun's"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!ws.results().join("TEKTON_SPIRE_SEAL").exists());
 }

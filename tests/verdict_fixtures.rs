@@ -72,7 +72,10 @@ fn verdict(out: &Output) -> serde_json::Value {
 fn check_manifest(dir: &Path, minimum: usize) {
     let manifest: Manifest =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
-    assert!(manifest.cases.len() >= minimum, "the attack suite is missing cases");
+    assert!(
+        manifest.cases.len() >= minimum,
+        "the attack suite is missing cases"
+    );
     let mut failures = Vec::new();
     for case in &manifest.cases {
         let args: Vec<&str> = case.args.iter().map(String::as_str).collect();
@@ -85,14 +88,26 @@ fn check_manifest(dir: &Path, minimum: usize) {
             other => panic!("case {}: unknown expectation {other}", case.name),
         };
         let got_code = v["reason"]["code"].as_str().map(str::to_owned);
-        if out.status.code() != Some(want_exit) || v["verdict"] != want_verdict || got_code != case.reason {
+        if out.status.code() != Some(want_exit)
+            || v["verdict"] != want_verdict
+            || got_code != case.reason
+        {
             failures.push(format!(
                 "{}: expected {} {:?}, got exit {:?} {}",
-                case.name, case.expect, case.reason, out.status.code(), v
+                case.name,
+                case.expect,
+                case.reason,
+                out.status.code(),
+                v
             ));
         }
     }
-    assert!(failures.is_empty(), "{} case(s) differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
