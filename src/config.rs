@@ -67,6 +67,10 @@ pub struct Config {
     /// Path prefix of the node alias IDs that parent the entries:
     /// `spiffe://<td><prefix><node name>`.
     pub node_alias_prefix: String,
+    /// The `k8s_psat` cluster name of the agents; when set, the controller also keeps one
+    /// node alias entry per node running TaskRun pods (`spiffe://<td><prefix><node>`,
+    /// parent the server, selectors `k8s_psat:cluster` and `k8s_psat:agent_node_name`).
+    pub node_alias_cluster: Option<String>,
     /// The container that alone may obtain the SVID (`k8s:container-name`), if narrowed.
     pub signing_container: Option<String>,
     /// Prefix of the IDs of the entries this controller owns.
@@ -108,6 +112,8 @@ struct File {
     spire_server_socket: Option<PathBuf>,
     #[serde(default)]
     spire_node_alias_prefix: Option<String>,
+    #[serde(default)]
+    node_alias_cluster: Option<String>,
     #[serde(default)]
     signing_container: Option<String>,
     #[serde(default)]
@@ -235,6 +241,7 @@ impl Config {
             trust_domain,
             server,
             node_alias_prefix,
+            node_alias_cluster: file.node_alias_cluster,
             signing_container,
             entry_hint: entry_id_prefix.trim_end_matches(['.', '-', '_']).to_owned(),
             entry_id_prefix,

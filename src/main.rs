@@ -49,6 +49,8 @@ enum Command {
   spire-server-addr: spire-server.spire.svc:8081   # or spire-server-socket: /run/spire/server/private/api.sock
   spire-socket-path: unix:///spiffe-workload-api/spire-agent.sock
   spire-node-alias-prefix: /tekton-node/
+  node-alias-cluster: demo-cluster                   # also manage the node alias entries
+  leader-election-namespace: tekton-spire            # several replicas, one leader
   signing-container: step-sign                       # narrow-to-signing-container: false to allow every step
   trust-bundle-path: /run/spire/bundle/bundle.crt    # verdicts; omit to record none
   resync-interval: 10s"

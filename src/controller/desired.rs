@@ -132,13 +132,18 @@ pub(crate) fn desired_entries<'p>(
     config: &Config,
 ) -> BTreeMap<EntryId, EntrySpec> {
     let mut out = BTreeMap::new();
+    let mut nodes = std::collections::BTreeSet::new();
     for pod in pods {
         match entry_for(pod, taskruns, config) {
             Ok(spec) => {
+                if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) {
+                    nodes.insert(node);
+                }
                 out.insert(spec.id.clone(), spec);
             }
             Err(Skip::NotOwnedByTaskRun | Skip::NotTheTaskRunsPod) => {
-                tracing::warn!(
+                // Debug, not warn: every pass would repeat it.
+                tracing::debug!(
                     pod = %pod.name_any(),
                     namespace = %pod.namespace().unwrap_or_default(),
                     "pod carries the tekton.dev/taskRun label but is not its TaskRun's pod; no entry"
@@ -149,7 +154,35 @@ pub(crate) fn desired_entries<'p>(
             }
         }
     }
+    if let Some(cluster) = &config.node_alias_cluster {
+        for node in nodes {
+            match node_alias(&node, cluster, config) {
+                Some(spec) => {
+                    out.insert(spec.id.clone(), spec);
+                }
+                None => tracing::debug!(%node, "node name cannot form a node alias entry"),
+            }
+        }
+    }
     out
+}
+
+/// The node alias entry that parents a node's TaskRun entries: the node's SPIRE agent
+/// (attested with `k8s_psat` in `cluster`) is `spiffe://<td><prefix><node>`.
+fn node_alias(node: &str, cluster: &str, config: &Config) -> Option<EntrySpec> {
+    let td = &config.trust_domain;
+    let id = EntryId::new(format!("{}node.{node}", config.entry_id_prefix)).ok()?;
+    let spiffe_id = format!("spiffe://{td}{}{node}", config.node_alias_prefix)
+        .parse()
+        .ok()?;
+    let parent_id = format!("spiffe://{td}/spire/server").parse().ok()?;
+    let selectors = [
+        Selector::new("k8s_psat", format!("cluster:{cluster}")).ok()?,
+        Selector::new("k8s_psat", format!("agent_node_name:{node}")).ok()?,
+    ];
+    let mut spec = EntrySpec::new(id, spiffe_id, parent_id, selectors);
+    spec.hint = config.entry_hint.clone();
+    Some(spec)
 }
 
 #[cfg(test)]
@@ -298,6 +331,45 @@ mod tests {
         assert_eq!(
             entry_for(&terminating, &running, &config()).unwrap_err(),
             Skip::Terminating
+        );
+    }
+
+    #[test]
+    fn with_a_cluster_name_each_used_node_gets_one_alias_entry() {
+        let mut c = config();
+        c.node_alias_cluster = Some("prod".into());
+        let trs = taskrun(json!({}), None);
+        let pods = [
+            pod(Some("node-a"), "Running", "tr-uid"),
+            pod(Some("node-a"), "Running", "tr-uid"),
+        ];
+        let desired = desired_entries(pods.iter(), &trs, &c);
+        let alias = desired
+            .get(&EntryId::new("tekton-spire.node.node-a").unwrap())
+            .expect("alias entry");
+        assert_eq!(
+            alias.spiffe_id.to_string(),
+            "spiffe://example.org/tekton-node/node-a"
+        );
+        assert_eq!(
+            alias.parent_id.to_string(),
+            "spiffe://example.org/spire/server"
+        );
+        let selectors: Vec<String> = alias
+            .selectors
+            .iter()
+            .map(|s| format!("{}:{}", s.kind(), s.value()))
+            .collect();
+        assert_eq!(
+            selectors,
+            ["k8s_psat:agent_node_name:node-a", "k8s_psat:cluster:prod"]
+        );
+        // Two pods with one UID are one entry, plus the alias.
+        assert_eq!(desired.len(), 2);
+        assert!(
+            !desired_entries(pods.iter(), &trs, &config())
+                .keys()
+                .any(|k| k.as_str().contains(".node."))
         );
     }
 
