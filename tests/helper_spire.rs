@@ -71,20 +71,27 @@ impl Workspace {
             .unwrap();
     }
 
-    fn sign(&self, spire: &Spire, binary: &Path, format: &str, timeout_secs: u64) -> Output {
-        Command::new(binary)
-            .args(["--results-dir", self.results().to_str().unwrap()])
-            .args(["--format", format, "--timeout", &timeout_secs.to_string()])
+    /// The helper `binary` on this workspace's results, claiming TaskRun `name`.
+    fn command(&self, spire: &Spire, binary: &Path, name: &str, uid: &str) -> Command {
+        let mut cmd = Command::new(binary);
+        cmd.arg("--results-dir")
+            .arg(self.results())
             .args([
                 "--taskrun-namespace",
                 "default",
                 "--taskrun-name",
-                &self.name,
+                name,
                 "--taskrun-uid",
-                "uid-1",
+                uid,
             ])
             .env("SPIFFE_ENDPOINT_SOCKET", spire.workload_socket())
-            .env("TMPDIR", self.dir.path().join("tmp"))
+            .env("TMPDIR", self.dir.path().join("tmp"));
+        cmd
+    }
+
+    fn sign(&self, spire: &Spire, binary: &Path, format: &str, timeout_secs: u64) -> Output {
+        self.command(spire, binary, &self.name, "uid-1")
+            .args(["--format", format, "--timeout", &timeout_secs.to_string()])
             .output()
             .unwrap()
     }
@@ -188,22 +195,9 @@ fn the_helper_signs_tektons_format_and_the_verifier_accepts_it() {
 fn the_helper_started_before_its_entry_exists_signs_once_the_entry_arrives() {
     let spire = Spire::shared();
     let ws = Workspace::new("late-entry");
-    let mut child = Command::new(ws.helper())
-        .args([
-            "--results-dir",
-            ws.results().to_str().unwrap(),
-            "--timeout",
-            "60",
-        ])
-        .args([
-            "--taskrun-namespace",
-            "default",
-            "--taskrun-name",
-            &ws.name,
-            "--taskrun-uid",
-            "uid-1",
-        ])
-        .env("SPIFFE_ENDPOINT_SOCKET", spire.workload_socket())
+    let mut child = ws
+        .command(spire, &ws.helper(), &ws.name, "uid-1")
+        .args(["--timeout", "60"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -350,16 +344,9 @@ fn an_unreadable_results_directory_fails_fast_with_advice() {
 fn an_unsubstituted_taskrun_identity_is_refused_before_anything_is_fetched() {
     let spire = Spire::shared();
     let ws = Workspace::new("unsubstituted");
-    let out = Command::new(ws.helper())
-        .args([
-            "--results-dir",
-            ws.results().to_str().unwrap(),
-            "--timeout",
-            "30",
-        ])
-        .args(["--taskrun-namespace", "default", "--taskrun-name", &ws.name])
-        .args(["--taskrun-uid", "$(context.taskRun.uid)"])
-        .env("SPIFFE_ENDPOINT_SOCKET", spire.workload_socket())
+    let out = ws
+        .command(spire, &ws.helper(), &ws.name, "$(context.taskRun.uid)")
+        .args(["--timeout", "30"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -375,22 +362,9 @@ fn an_svid_naming_another_taskrun_is_not_used_to_seal() {
     let spire = Spire::shared();
     let ws = Workspace::new("entry-for-a");
     ws.register(spire);
-    let out = Command::new(ws.helper())
-        .args([
-            "--results-dir",
-            ws.results().to_str().unwrap(),
-            "--timeout",
-            "30",
-        ])
-        .args([
-            "--taskrun-namespace",
-            "default",
-            "--taskrun-name",
-            "b-instead",
-            "--taskrun-uid",
-            "uid-1",
-        ])
-        .env("SPIFFE_ENDPOINT_SOCKET", spire.workload_socket())
+    let out = ws
+        .command(spire, &ws.helper(), "b-instead", "uid-1")
+        .args(["--timeout", "30"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

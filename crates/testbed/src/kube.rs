@@ -6,14 +6,14 @@
 //! subresource), but nothing runs pods: no kubelet, scheduler or controller-manager. A test
 //! creates pods with `spec.nodeName` already set and writes their status itself.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+
+use crate::instance::Instance;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -22,25 +22,7 @@ use kube::{Api, Client, Config, ResourceExt as _};
 /// A running etcd and kube-apiserver.
 #[derive(Debug)]
 pub struct Kube {
-    dir: tempfile::TempDir,
-    env: HashMap<String, String>,
-    shared: bool,
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn check(out: Output, what: &str) -> anyhow::Result<String> {
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    instance: Instance,
 }
 
 impl Kube {
@@ -72,34 +54,12 @@ impl Kube {
     }
 
     fn start_inner(shared: bool) -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new().prefix("tsp-kube-").tempdir()?;
-        let mut cmd = Command::new(repo_root().join("scripts/kube-local.sh"));
-        cmd.arg("start")
-            .arg(dir.path())
-            .env("KUBE_NO_BUILD", "1")
-            // The watchdog stops a shared instance after this process exits, since statics
-            // are never dropped; a private one is stopped by Drop as well.
-            .arg("--watch")
-            .arg(std::process::id().to_string());
-        if shared {
-            // Nor is its TempDir: the watchdog deletes it (etcd's WAL alone is 64 MB).
-            cmd.arg("--remove-dir");
-        }
-        check(
-            cmd.output().context("running scripts/kube-local.sh")?,
-            "scripts/kube-local.sh start",
-        )?;
-        let env_text = std::fs::read_to_string(dir.path().join("env"))?;
-        let env = env_text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        Ok(Self { dir, env, shared })
+        let instance = Instance::start("kube-local.sh", "KUBE_NO_BUILD", &[], shared)?;
+        Ok(Self { instance })
     }
 
     fn var(&self, key: &str) -> &str {
-        self.env.get(key).map(String::as_str).unwrap_or_default()
+        self.instance.var(key)
     }
 
     /// The admin's kubeconfig (client certificate in group `system:masters`, data inline,
@@ -140,7 +100,7 @@ impl Kube {
 
     /// The instance's directory (PKI, etcd data, logs, kubeconfig).
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.instance.dir()
     }
 
     /// The admin's client configuration, from the kubeconfig.
@@ -161,17 +121,6 @@ impl Kube {
     /// When the kubeconfig cannot be read or the client cannot be built.
     pub async fn client(&self) -> anyhow::Result<Client> {
         Client::try_from(self.config().await?).context("building a kube client")
-    }
-}
-
-impl Drop for Kube {
-    fn drop(&mut self) {
-        if !self.shared {
-            let _ = Command::new(repo_root().join("scripts/kube-local.sh"))
-                .arg("stop")
-                .arg(self.dir.path())
-                .output();
-        }
     }
 }
 

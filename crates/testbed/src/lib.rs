@@ -2,6 +2,7 @@
 //! agent (real binaries, through scripts/spire-local.sh) and TaskRuns shaped as Tekton
 //! reports them.
 
+mod instance;
 pub mod kube;
 pub mod spire;
 pub mod taskrun;

@@ -1,12 +1,13 @@
 //! A local SPIRE server and agent, started by scripts/spire-local.sh and stopped on drop
 //! (or, for a shared instance, by its watchdog when the test process exits).
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::sync::OnceLock;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
+
+use crate::instance::{Instance, check};
 
 /// How fast entries propagate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,25 +21,7 @@ pub enum Propagation {
 /// A running server and agent.
 #[derive(Debug)]
 pub struct Spire {
-    dir: tempfile::TempDir,
-    env: HashMap<String, String>,
-    shared: bool,
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn check(out: Output, what: &str) -> anyhow::Result<String> {
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    instance: Instance,
 }
 
 impl Spire {
@@ -67,31 +50,16 @@ impl Spire {
     }
 
     fn start_inner(propagation: Propagation, shared: bool) -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new().prefix("tsp-spire-").tempdir()?;
-        let mut cmd = Command::new(repo_root().join("scripts/spire-local.sh"));
-        cmd.arg("start").arg(dir.path()).env("SPIRE_NO_BUILD", "1");
-        if propagation == Propagation::Tuned {
-            cmd.arg("--tuned");
-        }
-        // The watchdog stops a shared instance after this process exits, since statics
-        // are never dropped; a private one is stopped by Drop as well.
-        cmd.arg("--watch").arg(std::process::id().to_string());
-        if shared {
-            // Nor is its TempDir: the watchdog deletes it.
-            cmd.arg("--remove-dir");
-        }
-        check(cmd.output()?, "scripts/spire-local.sh start")?;
-        let env_text = std::fs::read_to_string(dir.path().join("env"))?;
-        let env = env_text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        Ok(Self { dir, env, shared })
+        let tuned: &[&str] = match propagation {
+            Propagation::Tuned => &["--tuned"],
+            Propagation::Default => &[],
+        };
+        let instance = Instance::start("spire-local.sh", "SPIRE_NO_BUILD", tuned, shared)?;
+        Ok(Self { instance })
     }
 
     fn var(&self, key: &str) -> &str {
-        self.env.get(key).map(String::as_str).unwrap_or_default()
+        self.instance.var(key)
     }
 
     /// The Workload API endpoint, `unix:///…/agent.sock`.
@@ -189,7 +157,7 @@ impl Spire {
     /// # Errors
     /// When the script fails.
     pub fn stop_server(&self) -> anyhow::Result<()> {
-        self.script("stop-server")
+        self.instance.run("stop-server")
     }
 
     /// Starts the server again with its configuration and data, and waits until healthy.
@@ -197,30 +165,11 @@ impl Spire {
     /// # Errors
     /// When it does not become healthy.
     pub fn start_server(&self) -> anyhow::Result<()> {
-        self.script("start-server")
-    }
-
-    fn script(&self, command: &str) -> anyhow::Result<()> {
-        let out = Command::new(repo_root().join("scripts/spire-local.sh"))
-            .arg(command)
-            .arg(self.dir.path())
-            .output()?;
-        check(out, &format!("scripts/spire-local.sh {command}")).map(drop)
+        self.instance.run("start-server")
     }
 
     /// The instance's directory (configuration, logs, sockets).
     pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Spire {
-    fn drop(&mut self) {
-        if !self.shared {
-            let _ = Command::new(repo_root().join("scripts/spire-local.sh"))
-                .arg("stop")
-                .arg(self.dir.path())
-                .output();
-        }
+        self.instance.dir()
     }
 }
