@@ -25,45 +25,14 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 say() { printf 'kube-local: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# wait_for NAME SECONDS command...: polls every 0.2 s while process NAME lives.
-wait_for() {
-  local name=$1 seconds=$2; shift 2
-  for _ in $(seq 1 $((seconds * 5))); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    if ! kill -0 "$(cat "$dir/$name.pid")" 2>/dev/null; then
-      say "$name exited; the end of its log:"
-      tail -n 20 "$dir/$name.log" >&2 || true
-      return 1
-    fi
-    sleep 0.2
-  done
-  say "$name was not ready within $seconds s; the end of its log:"
-  tail -n 20 "$dir/$name.log" >&2 || true
-  return 1
-}
+# shellcheck source=lib/local-service.sh
+source "$here/lib/local-service.sh"
 
 stop() {
-  local pid
   # The API server first: it must not lose etcd under its feet and log a storm of errors.
-  for name in kube-apiserver etcd; do
-    [[ -f "$dir/$name.pid" ]] || continue
-    pid=$(cat "$dir/$name.pid")
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$dir/$name.pid"
-  done
-  if [[ -f "$dir/watchdog.pid" ]]; then
-    pid=$(cat "$dir/watchdog.pid")
-    rm -f "$dir/watchdog.pid"
-    [[ "$pid" != "${WATCHDOG_SELF:-}" ]] && kill "$pid" 2>/dev/null || true
-  fi
+  stop_process kube-apiserver
+  stop_process etcd
+  stop_watchdog
 }
 
 # Test PKI: a CA for the serving certificate, a separate CA for client certificates, the
@@ -146,11 +115,7 @@ start() {
   api_url="https://127.0.0.1:$api_port"
 
   if [[ -n $watch ]]; then
-    # setsid: the watchdog must outlive the caller's process group to clean up after it.
-    setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 0.5; done
-      WATCHDOG_SELF=$$ "$2" stop "$3"; if [[ $4 == 1 ]]; then rm -rf "$3"; fi' \
-      watchdog "$watch" "$here/kube-local.sh" "$dir" "$remove_dir" </dev/null >/dev/null 2>&1 &
-    echo $! >"$dir/watchdog.pid"
+    start_watchdog "$watch" "$here/kube-local.sh" "$remove_dir"
   fi
 
   "$bin/etcd" --name tekton-spire --data-dir "$dir/etcd" \

@@ -25,36 +25,12 @@ TRUST_DOMAIN=${TRUST_DOMAIN:-example.org}
 say() { printf 'spire-local: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# shellcheck source=lib/local-service.sh
+source "$here/lib/local-service.sh"
 
 render() { # template output port server_extra agent_extra
   sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$3|g" -e "s|@TRUST_DOMAIN@|$TRUST_DOMAIN|g" \
       -e "s|@SERVER_EXTRA@|$4|g" -e "s|@AGENT_EXTRA@|$5|g" "$1" >"$2"
-}
-
-wait_healthy() { # name command...
-  local name=$1; shift
-  for _ in $(seq 1 150); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.2
-  done
-  say "$name did not become healthy within 30 s; its log:"
-  tail -n 30 "$dir/$name.log" >&2 || true
-  return 1
-}
-
-stop_one() { # name
-  local pid
-  [[ -f "$dir/$1.pid" ]] || return 0
-  pid=$(cat "$dir/$1.pid")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$dir/$1.pid"
 }
 
 start_server() {
@@ -62,26 +38,13 @@ start_server() {
   bin=$(SPIRE_NO_BUILD=1 "$here/spire.sh")
   "$bin/spire-server" run -config "$dir/server.conf" >>"$dir/server.log" 2>&1 &
   echo $! >"$dir/server.pid"
-  wait_healthy server "$bin/spire-server" healthcheck -socketPath "$dir/server.sock"
+  wait_for server 30 "$bin/spire-server" healthcheck -socketPath "$dir/server.sock"
 }
 
 stop() {
-  local pid
-  for name in agent server; do
-    [[ -f "$dir/$name.pid" ]] || continue
-    pid=$(cat "$dir/$name.pid")
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$dir/$name.pid"
-  done
-  if [[ -f "$dir/watchdog.pid" ]]; then
-    pid=$(cat "$dir/watchdog.pid")
-    rm -f "$dir/watchdog.pid"
-    [[ "$pid" != "${WATCHDOG_SELF:-}" ]] && kill "$pid" 2>/dev/null || true
-  fi
+  stop_process agent
+  stop_process server
+  stop_watchdog
 }
 
 start() {
@@ -110,20 +73,16 @@ start() {
   "$bin/spire-server" run -config "$dir/server.conf" >"$dir/server.log" 2>&1 &
   echo $! >"$dir/server.pid"
   if [[ -n $watch ]]; then
-    # setsid: the watchdog must outlive the caller's process group to clean up after it.
-    setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 0.5; done
-      WATCHDOG_SELF=$$ "$2" stop "$3"; if [[ $4 == 1 ]]; then rm -rf "$3"; fi' \
-      watchdog "$watch" "$here/spire-local.sh" "$dir" "$remove_dir" </dev/null >/dev/null 2>&1 &
-    echo $! >"$dir/watchdog.pid"
+    start_watchdog "$watch" "$here/spire-local.sh" "$remove_dir"
   fi
-  wait_healthy server "$bin/spire-server" healthcheck -socketPath "$dir/server.sock" || { stop; exit 1; }
+  wait_for server 30 "$bin/spire-server" healthcheck -socketPath "$dir/server.sock" || { stop; exit 1; }
 
   local token
   token=$("$bin/spire-server" token generate -socketPath "$dir/server.sock" -ttl 3600 | awk '/^Token:/ {print $2}')
   [[ -n $token ]] || { stop; die "spire-server did not generate a join token"; }
   "$bin/spire-agent" run -config "$dir/agent.conf" -joinToken "$token" >"$dir/agent.log" 2>&1 &
   echo $! >"$dir/agent.pid"
-  wait_healthy agent "$bin/spire-agent" healthcheck -socketPath "$dir/workload/agent.sock" || { stop; exit 1; }
+  wait_for agent 30 "$bin/spire-agent" healthcheck -socketPath "$dir/workload/agent.sock" || { stop; exit 1; }
 
   cat >"$dir/env.tmp" <<ENV
 SPIRE_BIN=$bin
@@ -143,7 +102,7 @@ shift 2
 case $cmd in
   start) start "$@" ;;
   stop) stop ;;
-  stop-server) stop_one server ;;
+  stop-server) stop_process server ;;
   start-server) start_server ;;
   *) die "unknown command $cmd (start or stop)" ;;
 esac
