@@ -5,10 +5,13 @@
     (median and p90 of 20 runs, 10 results, both formats), and peak RSS;
   * the release binary's size;
   * the time from entry creation to the SVID being available on the Workload API, with
-    SPIRE's default intervals and with the tuned configuration (spire-config/README.md).
+    SPIRE's default intervals and with the tuned configuration (spire-config/README.md);
+  * the signature overhead in the termination message (4,096 bytes for all results of a
+    step) for 1, 5, 10 and 30 results, in both formats.
 
 Run: python3 scripts/bench-helper.py   (builds the release helper and reuses cached SPIRE)
 """
+import json
 import os
 import shutil
 import statistics
@@ -77,6 +80,37 @@ def propagation(env, work, label):
     return times
 
 
+def termination_bytes(results_dir, names):
+    """Bytes the named results add to Tekton's termination message, a JSON array of
+    {"key", "value", "type"} objects (type 1 is a task result), as Go encodes it."""
+    entries = []
+    for name in names:
+        with open(os.path.join(results_dir, name)) as f:
+            entries.append({"key": name, "value": f.read(), "type": 1})
+    # One entry costs its encoding plus a separating comma.
+    return sum(len(json.dumps(e, separators=(",", ":"))) + 1 for e in entries)
+
+
+def measure_overhead(helper, env, work):
+    rows = []
+    for n in (1, 5, 10, 30):
+        sizes = {}
+        for fmt in ("tekton", "seal"):
+            results = os.path.join(work, f"overhead-{fmt}-{n}")
+            os.mkdir(results)
+            names = [f"R{i:02d}" for i in range(n)]
+            for name in names:
+                with open(os.path.join(results, name), "w") as f:
+                    f.write("x" * 64)
+            subprocess.run([helper, "--results-dir", results, "--format", fmt, "--timeout", "60",
+                            "--taskrun-namespace", "default", "--taskrun-name", "bench", "--taskrun-uid", "u"],
+                           env=env, check=True, capture_output=True)
+            added = sorted(set(os.listdir(results)) - set(names))
+            sizes[fmt] = termination_bytes(results, added)
+        rows.append((n, sizes["tekton"], sizes["seal"]))
+    return rows
+
+
 def main():
     print("building the release helper (cargo build --release --bin tekton-spire-sign)...", file=sys.stderr)
     subprocess.run(["cargo", "build", "--quiet", "--release", "--bin", "tekton-spire-sign"], cwd=ROOT, check=True)
@@ -115,9 +149,14 @@ def main():
                                 rss.append(peak)
                         rows.append((f"helper wall time, 10 results, {fmt} format", walls))
                         rows.append((f"helper peak RSS (MiB), {fmt} format", [k / 1024 for k in rss]))
+                    overhead = measure_overhead(helper, penv, work)
             finally:
                 stop_spire(directory)
 
+    print("\nsignature overhead in the termination message (budget 4096 bytes for all results)")
+    print(f"{'results':>8} {'tekton format':>14} {'seal':>8} {'ratio':>7}")
+    for n, tekton, seal in overhead:
+        print(f"{n:>8} {tekton:>13}B {seal:>7}B {tekton / seal:>6.1f}x")
     print(f"\nrelease binary tekton-spire-sign: {size / 1024 / 1024:.2f} MiB ({size} bytes)")
     print(f"\n{'measure':<52} {'n':>3} {'median':>9} {'p90':>9} {'min':>9} {'max':>9}")
     for name, values in rows:
