@@ -249,3 +249,28 @@ fn the_taskrun_can_come_from_standard_input() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_completion_time_at_the_end_of_representable_time_is_judged_not_a_crash() {
+    let dir = seal_vectors();
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("pristine-v1-json.json")).unwrap()).unwrap();
+    doc["status"]["completionTime"] = "9999-12-31T23:59:59Z".into();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("far-future.json");
+    std::fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let out = verify(
+        &dir,
+        path.to_str().unwrap(),
+        &["pki/root.pem".into()],
+        "example.org",
+        &[],
+    );
+    // The seal was made within the run, so the far bound does not matter: verified.
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

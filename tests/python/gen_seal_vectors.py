@@ -23,6 +23,7 @@ from functools import cached_property
 from pathlib import Path
 
 import yaml
+from cryptography import x509
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -37,6 +38,8 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "tests" / "vectors" / "seal"
 V1, V1BETA1 = "tekton.dev/v1", "tekton.dev/v1beta1"
 ROOT_BUNDLE = "pki/root.pem"
+# An extension no verifier understands (a private OID), for the critical-extension case.
+UNKNOWN_EXTENSION_OID = "1.3.6.1.4.1.99999.1"
 
 # The TaskRun runs 12:00:00-12:05:00 (TaskRunMeta's defaults); the signing step seals at
 # 12:04:58; the good SVID lives 11:30-12:30.
@@ -79,6 +82,27 @@ class SealPki(Pki):
     @cached_property
     def impostor_intermediate(self):
         return self.impostor("impostor-intermediate", self.intermediate)
+
+    @cached_property
+    def p384_intermediate(self):
+        return pki.intermediate_ca("intermediate-p384", self.root, "2025-05-01T00:00:00Z",
+                                   "2026-05-01T00:00:00Z", key_kind="p384")
+
+    @cached_property
+    def via_p384_intermediate(self):
+        """A P-256 SVID that the P-384 intermediate signs with ecdsa-with-SHA384."""
+        return self.leaf("leaf-via-intermediate-p384", issuer=self.p384_intermediate,
+                         signature_hash="sha384")
+
+    @cached_property
+    def rsa_root(self):
+        return pki.root_ca("rsa-root", "2025-01-01T00:00:00Z", "2035-01-01T00:00:00Z",
+                           key_kind="rsa2048")
+
+    @cached_property
+    def via_rsa_root(self):
+        """A P-256 SVID that the RSA-2048 root signs with sha256WithRSAEncryption."""
+        return self.leaf("leaf-via-rsa-root", issuer=self.rsa_root)
 
 
 # ---------------------------------------------------------------- scenarios
@@ -174,8 +198,36 @@ def with_metadata(doc: dict, **changes) -> dict:
         if value is None:
             out["metadata"].pop(key)
         else:
-            out["metadata"][key] = value
+            out["metadata"][key] = None if value is NULL else value
     return out
+
+
+NULL = object()  # with_metadata / with_status: set the field to JSON null
+
+
+def with_status(doc: dict, **changes) -> dict:
+    """The document with status fields changed; a value of None removes the field."""
+    out = copy.deepcopy(doc)
+    for key, value in changes.items():
+        if value is None:
+            out["status"].pop(key)
+        else:
+            out["status"][key] = None if value is NULL else value
+    return out
+
+
+def yaml_text(doc: dict) -> str:
+    """A document rendered as the YAML vectors are (see Case.render)."""
+    return Case("", "accept", None, "", doc, ext="yaml").render()
+
+
+def duplicate_yaml_key(scenario: "Sealing") -> str:
+    """The YAML rendering with IMAGE_DIGEST holding a forged value key before the real one."""
+    text = yaml_text(scenario.document())
+    needle = f"    value: {BASE['IMAGE_DIGEST']}\n"
+    if text.count(needle) != 1:
+        raise AssertionError("IMAGE_DIGEST's value is not unique in the YAML document")
+    return text.replace(needle, f"    value: sha256:{'0' * 64}\n" + needle)
 
 
 def noncanonical(field_text: str) -> str:
@@ -325,11 +377,11 @@ def tamper_cases(p: SealPki) -> list[Case]:
                "): the UID is signed.", with_metadata(doc, uid=OTHER_UID)),
         reject("signed-at-edited-inside-run", "signature.invalid", "pristine-v1-json with the "
                "seal's time edited to 12:04:59, still inside the run: the time is signed, so "
-               "the signature fails (step 9).", base.document(base.entries(
+               "the signature fails (step 15).", base.document(base.entries(
                    edit_seal(value, 1, "2025-06-01T12:04:59Z")))),
         reject("signed-at-edited-outside-run", "seal.time-outside-run", "pristine-v1-json with "
                "the seal's time edited to 12:07:00: the time window (step 6) is checked before "
-               "the signature (step 9).", base.document(base.entries(
+               "the signature (step 15).", base.document(base.entries(
                    edit_seal(value, 1, "2025-06-01T12:07:00Z")))),
         reject("signature-by-other-key", "signature.invalid", "pristine-v1-json with the seal's "
                "signature replaced by a signature of the same message by another key.",
@@ -513,6 +565,13 @@ def chain_cases(p: SealPki) -> list[Case]:
                "SVID valid only from 12:10.", Sealing(p.leaf(
                    "leaf-future", nb="2025-06-01T12:10:00Z", na="2025-06-01T13:10:00Z"))
                .document()),
+        accept("chain-p384-intermediate", "chain-with-intermediate with an intermediate CA "
+               "whose key is P-384 and which signs the (P-256) SVID with ecdsa-with-SHA384; "
+               "the root signs the intermediate with ecdsa-with-SHA256.",
+               Sealing(p.via_p384_intermediate, intermediates=(p.p384_intermediate,))),
+        accept("rsa-root", "pristine-v1-json sealed by a P-256 SVID that an RSA-2048 root "
+               "signs with sha256WithRSAEncryption (bundle rsa-root.pem).",
+               Sealing(p.via_rsa_root), bundles=["pki/rsa-root.pem"]),
     ]
 
 
@@ -545,6 +604,15 @@ def svid_cases(p: SealPki) -> list[Case]:
         reject("rsa-1024-leaf", "signature.algorithm", "pristine-v1-json sealed by an RSA-1024 "
                "SVID: RSA keys must have 2048 to 8192 bits.",
                sealed_by("leaf-rsa-1024", key_kind="rsa1024")),
+        reject("svid-uri-not-spiffe-id", "svid.uri-san", "pristine-v1-json sealed by a leaf "
+               "whose one URI SAN is " + sid + "/ (a trailing slash: an empty path segment, "
+               "so not a valid SPIFFE ID).", sealed_by("leaf-uri-trailing-slash",
+                                                       uris=[sid + "/"])),
+        reject("svid-unknown-critical-extension", "material.malformed", "pristine-v1-json "
+               "sealed by a leaf with one more extension, critical, of a type no verifier "
+               f"understands (OID {UNKNOWN_EXTENSION_OID}, value NULL) (step 7).",
+               sealed_by("leaf-unknown-critical", extra_extensions=[(x509.UnrecognizedExtension(
+                   x509.ObjectIdentifier(UNKNOWN_EXTENSION_OID), b"\x05\x00"), True)])),
     ]
 
 
@@ -563,6 +631,13 @@ def identity_cases(p: SealPki) -> list[Case]:
         reject("wrong-trust-domain", "identity.trust-domain", "pristine-v1-json verified with "
                "--trust-domain other.org and the same bundle.", base.document(),
                trust_domain="other.org"),
+        reject("namespace-not-a-path-segment", "identity.mismatch", "pristine-v1-json with "
+               "metadata.namespace prod/../default: it cannot form one SPIFFE ID path segment "
+               "(a verifier that built the ID as text and normalized it would find the "
+               "SVID's own ID).", with_metadata(base.document(), namespace="prod/../default")),
+        reject("namespace-empty", "identity.mismatch", "pristine-v1-json with "
+               "metadata.namespace \"\": present, so not defaulted to 'default', and an "
+               "empty path segment.", with_metadata(base.document(), namespace="")),
     ]
 
 
@@ -586,12 +661,66 @@ def invalid_cases(p: SealPki) -> list[Case]:
         invalid("duplicate-json-key", "input.syntax", "pristine-v1-json's text with IMAGE_DIGEST "
                 "holding two \"value\" members, a forged one first and the sealed one second: "
                 "parsers disagree on which counts, so the document is refused.", duplicated),
+        invalid("duplicate-yaml-key", "input.syntax", "pristine-v1-yaml's text with IMAGE_DIGEST "
+                "holding two value keys, a forged one first and the sealed one second.",
+                duplicate_yaml_key(base), ext="yaml"),
+        invalid("start-time-not-rfc3339", "input.not-taskrun", "pristine-v1-json with "
+                "status.startTime 2025-06-01T12:00:00, without a time zone: not RFC 3339.",
+                with_status(base.document(), startTime="2025-06-01T12:00:00")),
+        invalid("yaml-plain-number-value", "input.not-taskrun", "pristine-v1-yaml's text with "
+                "summary's value written as the plain scalar 1e3: a float in YAML 1.2 (a "
+                "string in YAML 1.1), and a result value must be a string, an array or an "
+                "object.", yaml_text(base.document()).replace(
+                    "value: built 2 images, pushed 1\n", "value: 1e3\n"), ext="yaml"),
+        invalid("empty-taskrun", "input.empty", "An empty TaskRun file (0 bytes).", ""),
+        invalid("bundle-garbage", "bundle.invalid", "pristine-v1-json verified against a "
+                "bundle file that is neither PEM nor a SPIFFE bundle.", base.document(),
+                bundles=["pki/garbage.pem"]),
+    ]
+
+
+def profile_cases(p: SealPki) -> list[Case]:
+    """How the verifier reads its inputs (section 9.1): cases where readers often differ."""
+    base = Sealing(p.good_leaf)
+    plain = {"ANSWER": "yes", "SWITCH": "off", "PADDED": "0123", "CLOCK": "12:30",
+             "GROUPED": "1_000", "EQUALS": "="}
+    plain_scalars = Sealing(p.good_leaf, results={**BASE, **plain})
+    plain_text = yaml_text(plain_scalars.document())
+    for value in plain.values():
+        quoted = f"value: '{value}'\n"
+        if plain_text.count(quoted) != 1:
+            raise AssertionError(f"{value!r} is not quoted once in the YAML rendering")
+        plain_text = plain_text.replace(quoted, f"value: {value}\n")
+    seal_absent = base.document(drop(base.entries(), sl.RESULT_NAME))
+    return [
+        accept("run-times-offset-and-fraction", "pristine-v1-json with status.startTime "
+               "2025-06-01T14:00:00.25+02:00 (12:00:00.25 UTC) and completionTime "
+               "2025-06-01t12:05:00.5z: offsets, fractions and lowercase t and z are RFC 3339.",
+               base, content=with_status(base.document(),
+                                         startTime="2025-06-01T14:00:00.25+02:00",
+                                         completionTime="2025-06-01t12:05:00.5z")),
+        accept("namespace-null", "pristine-v1-json with metadata.namespace null: read as "
+               "absent, so 'default'.", base,
+               content=with_metadata(base.document(), namespace=NULL)),
+        accept("yaml-plain-scalars-are-strings", "pristine-v1-yaml plus results whose values "
+               "are written as plain YAML scalars: yes, off, 0123, 12:30, 1_000 and =. Each "
+               "is a string in the YAML 1.2 core schema the verifier reads with (YAML 1.1 "
+               "would read booleans, numbers and a value key).", plain_scalars,
+               content=plain_text, ext="yaml"),
+        accept("bundle-pem-explanatory-text", "pristine-v1-json verified against a PEM "
+               "bundle with text before, between and after its blocks (other-root.pem, then "
+               "root.pem): text outside the blocks is ignored, as RFC 7468 allows.", base,
+               bundles=["pki/root-with-text.pem"]),
+        reject("seal-absent-require-format", "material.absent", "seal-absent verified with "
+               "--require-format seal: no material at all is reported before the format "
+               "requirement.", seal_absent, args=["--require-format", "seal"]),
     ]
 
 
 def all_cases(p: SealPki) -> list[Case]:
     cases = [c for group in (pristine_cases, value_cases, tamper_cases, material_cases,
-                             run_cases, chain_cases, svid_cases, identity_cases, invalid_cases)
+                             run_cases, chain_cases, svid_cases, identity_cases, invalid_cases,
+                             profile_cases)
              for c in group(p)]
     names = [c.name for c in cases]
     if len(names) != len(set(names)):
@@ -607,6 +736,11 @@ def pki_files(p: SealPki) -> dict[str, str]:
         "pki/intermediate.pem": p.intermediate.pem(),
         "pki/impostor-intermediate.pem": p.impostor_intermediate.pem(),
         "pki/bundle.spiffe.json": pki.spiffe_bundle([p.root.cert]),
+        "pki/rsa-root.pem": p.rsa_root.pem(),
+        "pki/root-with-text.pem": ("Trust bundle of example.org, annotated by hand.\n\n"
+                                   "The previous root:\n" + p.other_root.pem() +
+                                   "\nThe current root:\n" + p.root.pem() + "\nEnd.\n"),
+        "pki/garbage.pem": "This is not a trust bundle: no PEM block, no JSON.\n",
     }
 
 

@@ -5,15 +5,17 @@ Written from docs/seal-format.md alone (plus the test vectors' manifest), to sho
 whether that specification is enough to build a verifier. It does not share code
 with the Rust implementation nor with the Python fixtures generator.
 
-Every point where the specification is silent or ambiguous is marked
-``# SPEC-GAP: ...`` with the choice made.
+Every point where the specification was silent or ambiguous was marked
+``# SPEC-GAP: ...`` with the choice made; the specification has since stated those
+rules (sections 4, 7, 9.1.1-9.1.5, 9.2 and 9.3), and the code follows it, citing the
+section. What is left marked is out of this verifier's scope.
 
 Usage:
-    python3 seal_verifier.py --taskrun FILE --bundle FILE [--bundle FILE ...] \
+    python3 seal_verifier.py --taskrun FILE|- --bundle FILE [--bundle FILE ...] \
         --trust-domain TD [--require-format seal|tekton] [--clock-skew SECONDS] \
-        [--output json|text]
+        [--output text|json]
 
-Exit 0: verified; 1: rejected; 2: invalid input (section 9.3).
+Exit 0: verified; 1: rejected; 2: invalid input or a usage error (section 9.3).
 """
 
 from __future__ import annotations
@@ -24,14 +26,13 @@ import json
 import re
 import sys
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, Iterable
 
 import yaml
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
@@ -48,7 +49,17 @@ PAYLOAD_TYPE = b"application/vnd.tekton-spire.seal.v1+json"  # section 6
 MAX_SEAL_BYTES = 16384  # section 3.1
 MAX_CERTS = 8  # section 3.1
 MAX_DOC_BYTES = 3145728  # section 9.1
+MAX_BUNDLE_BYTES = 1048576  # section 9.1
+MAX_SKEW = 4294967295  # section 9.3
+MAX_DEPTH = 128  # section 9.1.2
 DEFAULT_SKEW = 60  # section 9.1
+NS = 10**9
+# Section 9.1.1: the Unicode White_Space property.
+WHITE_SPACE = frozenset(
+    "\u0009\u000a\u000b\u000c\u000d\u0020\u0085\u00a0\u1680"
+    + "".join(chr(c) for c in range(0x2000, 0x200B))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
 API_RESULTS_FIELD = {  # section 4
     "tekton.dev/v1": "results",
     "tekton.dev/v1beta1": "taskResults",
@@ -70,7 +81,6 @@ CERT_SIG_ALGS = {
     OID_SHA384_RSA: ("rsa", hashes.SHA384),
     OID_SHA512_RSA: ("rsa", hashes.SHA512),
 }
-ISSUER_EC_CURVES = ("secp256r1", "secp384r1")
 RSA_MIN_BITS, RSA_MAX_BITS = 2048, 8192
 
 
@@ -200,8 +210,7 @@ def parse_signed_at(s: str) -> int | None:
     if not m:
         return None
     y, mo, d, h, mi, se = (int(g) for g in m.groups())
-    # SPEC-GAP: the ABNF allows year 0000; section 3.1 says "a real calendar date".
-    # Year 0000 is accepted here as the proleptic Gregorian year 0 (ISO 8601, RFC 3339).
+    # Section 3.1: years 0000-9999, proleptic Gregorian (0000 is 1 BC).
     if not (1 <= mo <= 12) or not (1 <= d <= _days_in_month(y, mo)):
         return None
     if h > 23 or mi > 59 or se > 59:
@@ -210,17 +219,13 @@ def parse_signed_at(s: str) -> int | None:
 
 
 _RFC3339_RE = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[\x00-\x7f]([0-9]{2}):([0-9]{2}):([0-9]{2})"
     r"(?:\.([0-9]+))?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 
 
-def parse_rfc3339(s: Any) -> Fraction | None:
-    """RFC 3339 date-time (section 5.6) -> exact seconds since the epoch, or None."""
-    # SPEC-GAP: "RFC 3339" is not profiled. Accepted: the section 5.6 ABNF (T and Z
-    # in either case, any number of fraction digits, numeric offsets); refused: the
-    # space separator of the RFC's note, and any other ISO 8601 form. Fractions are
-    # kept exactly (no rounding) for the window of step 6.
+def parse_rfc3339(s: Any) -> int | None:
+    """Section 9.1.4's RFC 3339 profile -> nanoseconds since the epoch, or None."""
     if not isinstance(s, str):
         return None
     m = _RFC3339_RE.fullmatch(s)
@@ -230,20 +235,40 @@ def parse_rfc3339(s: Any) -> Fraction | None:
     frac, off = m.group(7), m.group(8)
     if not (1 <= mo <= 12) or not (1 <= d <= _days_in_month(y, mo)):
         return None
-    # SPEC-GAP: RFC 3339 allows a leap second (:60) in startTime/completionTime; it
-    # is accepted and counted as the instant one second after :59.
     if h > 23 or mi > 59 or se > 60:
         return None
-    t = Fraction(_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se)
-    if frac:
-        t += Fraction(int(frac), 10 ** len(frac))
+    # Kept to the nanosecond: digits after the ninth are dropped, not rounded.
+    nanos = int((frac or "0")[:9].ljust(9, "0"))
+    offset = 0
     if off not in ("Z", "z"):
         oh, om = int(off[1:3]), int(off[4:6])
         if oh > 23 or om > 59:
             return None
-        delta = oh * 3600 + om * 60
-        t = t - delta if off[0] == "+" else t + delta
-    return t
+        offset = (oh * 3600 + om * 60) * (1 if off[0] == "+" else -1)
+    if se == 60:
+        # A leap second only as 23:59:60 UTC on the last day of a month, read as
+        # 23:59:59.999999999 (the fraction written after it is dropped).
+        utc = _days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + 59 - offset
+        uy, umo, ud, uh, umi, use = _civil_from_epoch(utc)
+        if not (uh == 23 and umi == 59 and use == 59 and ud == _days_in_month(uy, umo)):
+            return None
+        return utc * NS + NS - 1
+    return (_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset) * NS + nanos
+
+
+def _civil_from_epoch(t: int) -> tuple[int, int, int, int, int, int]:
+    """Seconds since the epoch -> (year, month, day, hour, minute, second), proleptic."""
+    days, rem = divmod(t, 86400)
+    z = days + 719468
+    era = (z if z >= 0 else z - 146096) // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    y = yoe + era * 400 + (m <= 2)
+    return y, m, d, rem // 3600, rem % 3600 // 60, rem % 60
 
 
 def _dt_to_epoch(dt) -> int:
@@ -263,8 +288,7 @@ class _BadDocument(Exception):
     pass
 
 
-# SPEC-GAP: "two members with the same key" — keys are compared after unescaping
-# ("a" and "\u0061" are the same key).
+# Section 9.1.2: object keys are compared after unescaping ("a" and "\u0061" are one key).
 def _json_pairs(pairs):
     obj = {}
     for k, v in pairs:
@@ -275,99 +299,237 @@ def _json_pairs(pairs):
 
 
 def _json_constant(name):
-    # Python's json accepts NaN/Infinity/-Infinity; JSON (RFC 8259) does not.
+    # Python's json accepts NaN/Infinity/-Infinity; JSON (RFC 8259) does not, so the
+    # text is not JSON and is read as YAML (section 9.1.2).
     raise _BadDocument("not JSON: " + name)
 
 
+def _json_number(text: str):
+    # Section 9.1.2: a number that overflows binary64 makes the text not JSON.
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _BadDocument("number out of range: " + text[:20])
+    return value
+
+
+def _json_int(text: str):
+    value = int(text)
+    if not -(2**63) <= value <= 2**64 - 1:
+        _json_number(text)
+    return value
+
+
 def _json_load(text: str):
-    return json.loads(text, object_pairs_hook=_json_pairs, parse_constant=_json_constant)
+    return json.loads(text, object_pairs_hook=_json_pairs, parse_constant=_json_constant,
+                      parse_float=_json_number, parse_int=_json_int)
 
 
-class _StrictYamlLoader(yaml.SafeLoader):
-    """SafeLoader refusing duplicate and merge keys, with timestamps kept as strings."""
+# ---- Section 9.1.3: the YAML profile ------------------------------------------------
+# PyYAML parses (YAML 1.1 syntax, like libyaml); values are resolved here, not by
+# PyYAML's YAML 1.1 resolver. The composer is extended to keep each node's tag as
+# written (None when untagged) and to count events and alias uses.
+
+_YAML = "tag:yaml.org,2002:"
+_NULLS = ("~", "null", "Null", "NULL")
+_BOOLS = {"true": True, "True": True, "TRUE": True,
+          "false": False, "False": False, "FALSE": False}
+_LEADING_ZERO_RE = re.compile(r"[-+]?0[0-9]+")
+_INT_RES = (
+    (re.compile(r"[-+]?(?:0|[1-9][0-9]*)"), 10, 0),
+    (re.compile(r"[-+]?0x[0-9a-fA-F]+"), 16, 2),
+    (re.compile(r"[-+]?0o[0-7]+"), 8, 2),
+    (re.compile(r"[-+]?0b[01]+"), 2, 2),
+)
+_FLOAT_RE = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
+_INF_RE = re.compile(r"[-+]?\.(?:inf|Inf|INF)")
+_NAN_RE = re.compile(r"\.(?:nan|NaN|NAN)")
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
 
-# SPEC-GAP: the YAML version and schema are not specified. PyYAML implements YAML 1.1;
-# its implicit timestamp type is removed so that startTime/completionTime, unquoted,
-# stay strings as they do in JSON. YAML 1.1 booleans (yes/no/on/off), numbers and null
-# keep their YAML 1.1 meaning, so `value: yes` is a boolean and the document invalid.
-_StrictYamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for (tag, rx) in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+_BEYOND_128 = object()  # an integer beyond the 128-bit range
 
 
-def _yaml_construct_mapping(loader, node, deep=False):
-    if not isinstance(node, yaml.MappingNode):
-        raise _BadDocument("expected a mapping")
-    out = {}
-    for key_node, value_node in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            # SPEC-GAP: YAML merge keys (<<) are not mentioned. They let one member be
-            # given twice (explicitly and through the merge), which is the ambiguity the
-            # duplicate-key rule exists to prevent: refused as input.syntax.
-            raise _BadDocument("YAML merge key")
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, str):
-            # SPEC-GAP: a YAML mapping key that is not a string (e.g. 1, true, null)
-            # has no JSON equivalent; refused as input.syntax.
-            raise _BadDocument("non-string mapping key")
-        if key in out:
-            raise _DuplicateKey(key)
-        out[key] = loader.construct_object(value_node, deep=deep)
-    return out
+def _yaml_int(text: str) -> Any:
+    """An int in the 64-bit range, _BEYOND_128, or None (not of the integer form)."""
+    for rx, base, prefix in _INT_RES:
+        if rx.fullmatch(text):
+            sign = -1 if text[0] == "-" else 1
+            digits = text.lstrip("+-")[prefix:]
+            value = sign * int(digits, base)
+            if _INT_MIN <= value <= _INT_MAX:
+                return value
+            if -(2**127) <= value <= 2**128 - 1:
+                raise _BadDocument("integer %s out of the 64-bit range" % text)
+            return _BEYOND_128 if base != 10 else None
+    return None
 
 
-_StrictYamlLoader.add_constructor("tag:yaml.org,2002:map", _yaml_construct_mapping)
+def _yaml_float(text: str) -> float | None:
+    """A finite float, or None (not of the float form, or overflowing binary64)."""
+    if _INF_RE.fullmatch(text) or _NAN_RE.fullmatch(text):
+        raise _BadDocument("%s: JSON has no infinity or NaN" % text)
+    if _FLOAT_RE.fullmatch(text):
+        value = float(text)
+        return None if value in (float("inf"), float("-inf")) else value
+    return None
+
+
+def _yaml_plain(text: str) -> Any:
+    if text == "" or text in _NULLS:
+        return None
+    if text in _BOOLS:
+        return _BOOLS[text]
+    if _LEADING_ZERO_RE.fullmatch(text):
+        return text
+    value = _yaml_int(text)
+    if value is _BEYOND_128:
+        return text  # hexadecimal, octal or binary beyond 128 bits: a string
+    if value is not None:
+        return value
+    f = _yaml_float(text)  # decimal integers beyond 128 bits are read as floats
+    return text if f is None else f
+
+
+def _yaml_tagged(tag: str, text: str) -> Any:
+    if tag == _YAML + "null":
+        if text in _NULLS:
+            return None
+    elif tag == _YAML + "bool":
+        if text in _BOOLS:
+            return _BOOLS[text]
+    elif tag == _YAML + "int":
+        if not _LEADING_ZERO_RE.fullmatch(text):
+            value = _yaml_int(text)
+            if value is not None and value is not _BEYOND_128:
+                return value
+    elif tag == _YAML + "float":
+        f = _yaml_float(text)
+        if f is not None:
+            return f
+    else:
+        return text  # !!str, !!binary, !!timestamp, tag: URIs...: a string
+    raise _BadDocument("%s is not a valid %s" % (text, tag))
+
+
+class _Alias:
+    """Where an alias was used (PyYAML would share the node silently)."""
+
+    def __init__(self, node):
+        self.node = node
+
+
+class _ProfileLoader(yaml.SafeLoader):
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.events = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.events += 1
+            node = super().compose_node(parent, index)
+            return _Alias(node)
+        event = self.peek_event()
+        raw_tag = getattr(event, "tag", None)
+        self.events += 1 if isinstance(event, yaml.ScalarEvent) else 2
+        node = super().compose_node(parent, index)
+        node.raw_tag = raw_tag
+        return node
+
+
+class _YamlBuilder:
+    def __init__(self, events: int):
+        self.budget = 100 * events
+        self.jumps = 0
+
+    def follow(self, node):
+        while isinstance(node, _Alias):
+            self.jumps += 1
+            if self.jumps > self.budget:
+                raise _BadDocument("aliases expanded too many times")
+            node = node.node
+        return node
+
+    def value(self, node, depth: int) -> Any:
+        node = self.follow(node)
+        tag = node.raw_tag
+        if tag is not None and tag.startswith("!"):
+            raise _BadDocument("local tag %s" % tag)
+        if isinstance(node, yaml.ScalarNode):
+            if tag is None:
+                return _yaml_plain(node.value) if node.style is None else node.value
+            return _yaml_tagged(tag, node.value)
+        if depth >= MAX_DEPTH:
+            raise _BadDocument("nested more than %d deep" % MAX_DEPTH)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.value(item, depth + 1) for item in node.value]
+        out = {}
+        for key_node, value_node in node.value:
+            key_node = self.follow(key_node)
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _BadDocument("a mapping key is not a scalar")
+            if key_node.value == "<<":  # in any style; tags on keys are ignored
+                raise _BadDocument("YAML merge key")
+            key = key_node.value  # its text, whatever its tag or type
+            if key in out:
+                raise _DuplicateKey(key)
+            out[key] = self.value(value_node, depth + 1)
+        return out
+
+
+def _yaml_load(text: str) -> Any:
+    loader = _ProfileLoader(text)
+    try:
+        node = loader.get_single_node()
+    finally:
+        loader.dispose()
+    if node is None:
+        return None
+    return _YamlBuilder(loader.events).value(node, 0)
 
 
 def _has_lone_surrogate(s: str) -> bool:
     return any(0xD800 <= ord(c) <= 0xDFFF for c in s)
 
 
-def _check_unicode(value: Any, depth: int = 0) -> None:
-    """Refuse strings holding lone surrogates (from \\udXXX escapes)."""
-    # SPEC-GAP: JSON "\ud800" (an escape of a lone surrogate) is accepted by RFC 8259
-    # parsers but is no Unicode text and cannot be written in UTF-8 (RFC 8785 requires
-    # well-formed strings). Refused anywhere in the document as input.syntax.
-    stack = [value]
-    seen = set()
+def _check_document(value: Any) -> None:
+    """Section 9.1.2: no lone surrogate, nesting at most 128 deep (JSON; the YAML
+    builder checks depth itself, aliases included)."""
+    stack = [(value, 0)]
     while stack:
-        v = stack.pop()
+        v, depth = stack.pop()
         if isinstance(v, str):
             if _has_lone_surrogate(v):
                 raise _BadDocument("lone surrogate")
         elif isinstance(v, (list, dict)):
-            if id(v) in seen:  # YAML aliases share objects
-                continue
-            seen.add(id(v))
+            if depth >= MAX_DEPTH:
+                raise _BadDocument("nested more than %d deep" % MAX_DEPTH)
             if isinstance(v, dict):
-                stack.extend(v.keys())
-                stack.extend(v.values())
+                stack.extend((k, depth + 1) for k in v.keys())
+                stack.extend((x, depth + 1) for x in v.values())
             else:
-                stack.extend(v)
+                stack.extend((x, depth + 1) for x in v)
 
 
 def parse_document(text: str) -> Any:
-    """JSON first, then YAML. Raises Invalid(input.syntax)."""
-    # SPEC-GAP: the spec says "JSON or YAML" without saying how one is told from the
-    # other. The document is read as JSON; if it is not JSON, as YAML (one document).
+    """Section 9.1.2: a JSON text is read as JSON, anything else as one YAML document.
+    Raises Invalid(input.syntax)."""
     try:
         doc = _json_load(text)
     except _DuplicateKey as e:
         raise Invalid("input.syntax", "duplicate key %r" % (e.args[0],))
     except (ValueError, _BadDocument, RecursionError):
         try:
-            doc = yaml.load(text, Loader=_StrictYamlLoader)  # noqa: S506 (strict SafeLoader)
+            doc = _yaml_load(text)
         except _DuplicateKey as e:
             raise Invalid("input.syntax", "duplicate key %r" % (e.args[0],))
         except (yaml.YAMLError, _BadDocument, RecursionError, ValueError, TypeError) as e:
             raise Invalid("input.syntax", "neither JSON nor YAML: %s" % e)
     try:
-        _check_unicode(doc)
+        _check_document(doc)
     except _BadDocument as e:
         raise Invalid("input.syntax", str(e))
     return doc
+
 
 
 @dataclass
@@ -383,16 +545,13 @@ class TaskRun:
     name: str
     namespace: str
     uid: str | None
-    start: Fraction | None
-    completion: Fraction | None
+    start: int | None  # nanoseconds since the epoch (section 9.1.4)
+    completion: int | None
     results: list[Result] = field(default_factory=list)
 
 
 def _absent(d: dict, key: str) -> bool:
-    # SPEC-GAP: the spec speaks of absent fields only. A member whose value is null
-    # (JSON null, YAML `key:` with nothing) is treated as absent, as Kubernetes' own
-    # decoding does, for metadata.namespace, metadata.uid, status, the results list,
-    # startTime, completionTime and a result's `type`.
+    # Section 4: a member whose value is null is treated exactly as an absent one.
     return key not in d or d[key] is None
 
 
@@ -407,27 +566,27 @@ def _value_type(value: Any) -> str | None:
 
 
 def read_taskrun_bytes(data: bytes) -> TaskRun:
+    # Section 9.1.1: size, UTF-8, empty (Unicode White_Space), syntax, shape.
     if len(data) > MAX_DOC_BYTES:
         raise Invalid("input.too-large", "the document is larger than 3 MiB")
-    # SPEC-GAP: "white space" is not defined; taken as JSON's (space, tab, CR, LF).
-    # SPEC-GAP: the order of the input checks is not given; used: read, size, empty,
-    # UTF-8, syntax, shape (a non-UTF-8 file of only white space cannot exist).
-    if data.strip(b" \t\r\n") == b"":
-        raise Invalid("input.empty", "the document is empty")
     try:
         text = data.decode("utf-8", "strict")
     except UnicodeDecodeError:
         raise Invalid("input.not-taskrun", "the document is not UTF-8")
-    # SPEC-GAP: a UTF-8 byte order mark is not mentioned. It is not stripped: JSON
-    # parsing then fails and YAML (which allows a BOM at the start of a stream) reads it.
+    if all(c in WHITE_SPACE for c in text):
+        raise Invalid("input.empty", "the document is empty")
+    # A byte order mark is not white space and not JSON: YAML reads it (section 9.1.2).
     doc = parse_document(text)
     return taskrun_from_doc(doc)
 
 
 def read_taskrun(path: str) -> TaskRun:
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_DOC_BYTES + 1)
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_DOC_BYTES + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(MAX_DOC_BYTES + 1)
     except OSError as e:
         raise Invalid("input.read", "cannot read %s: %s" % (path, e))
     return read_taskrun_bytes(data)
@@ -444,24 +603,20 @@ def taskrun_from_doc(doc: Any) -> TaskRun:
     if not isinstance(meta, dict):
         raise bad("no metadata")
     name = meta.get("name")
-    # SPEC-GAP: "no metadata.name" — an empty or non-string name is treated as none.
-    if not isinstance(name, str) or name == "":
+    # Section 4: a string, possibly empty (an empty name fails step 13).
+    if not isinstance(name, str):
         raise bad("no metadata.name")
     if _absent(meta, "namespace"):
         namespace = "default"
     else:
         namespace = meta["namespace"]
-        # SPEC-GAP: a non-string namespace is not covered: invalid input. An empty
-        # string is present (not "absent"), so it is kept and fails step 13 (it cannot
-        # form a SPIFFE ID path segment).
+        # Section 4: an empty string is present, not absent (it fails step 13).
         if not isinstance(namespace, str):
             raise bad("metadata.namespace is not a string")
     if _absent(meta, "uid"):
         uid = None
     else:
         uid = meta["uid"]
-        # SPEC-GAP: a non-string uid is not covered: invalid input (an absent or empty
-        # one is rejected at step 5).
         if not isinstance(uid, str):
             raise bad("metadata.uid is not a string")
 
@@ -480,6 +635,18 @@ def taskrun_from_doc(doc: Any) -> TaskRun:
             times.append(t)
 
     list_key = API_RESULTS_FIELD[api]
+    # Section 4: the other list is not read for results, but must have the same shape.
+    for other_key in API_RESULTS_FIELD.values():
+        if other_key == list_key or _absent(status, other_key):
+            continue
+        other = status[other_key]
+        if not isinstance(other, list):
+            raise bad("status.%s is not a list" % other_key)
+        for e in other:
+            if (not isinstance(e, dict) or not isinstance(e.get("name"), str)
+                    or not (_absent(e, "type") or isinstance(e["type"], str))
+                    or "value" not in e):
+                raise bad("status.%s holds a malformed entry" % other_key)
     entries = [] if _absent(status, list_key) else status[list_key]
     if not isinstance(entries, list):
         raise bad("status.%s is not a list" % list_key)
@@ -491,17 +658,14 @@ def taskrun_from_doc(doc: Any) -> TaskRun:
         rname = e.get("name")
         if not isinstance(rname, str):
             raise bad("a result has no string name")
-        # SPEC-GAP: result names are not constrained (not even non-empty); any string
-        # is taken as is.
+        # Section 4: any string is a name, the empty one included.
         if _absent(e, "type"):
             declared = None
         else:
             declared = e["type"]
             if not isinstance(declared, str):
-                # SPEC-GAP: "an optional type (string)": a non-string type is invalid input.
                 raise bad("result %r has a non-string type" % rname)
         if "value" not in e:
-            # SPEC-GAP: an entry without `value` is not covered; invalid input.
             raise bad("result %r has no value" % rname)
         vtype = _value_type(e["value"])
         if vtype is None:
@@ -540,163 +704,294 @@ def _read_tlv(buf: bytes, off: int) -> tuple[int, int, int]:
     return tag, pos, pos + ln
 
 
-def _tbs_names(tbs: bytes) -> tuple[bytes, bytes]:
-    """(issuer, subject) Name encodings, byte for byte, from a TBSCertificate."""
-    tag, start, end = _read_tlv(tbs, 0)
-    if tag != 0x30:
-        raise ValueError("TBSCertificate is not a SEQUENCE")
+def _children(buf: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
+    """The TLVs filling buf[start:end] -> [(tag, tlv start, content start, end)]."""
+    out = []
     pos = start
-    elems = []
-    while pos < end and len(elems) < 7:
-        t, s, e = _read_tlv(tbs, pos)
-        elems.append((t, pos, e))
+    while pos < end:
+        t, s, e = _read_tlv(buf, pos)
+        if e > end:
+            raise ValueError("TLV overruns its parent")
+        out.append((t, pos, s, e))
         pos = e
+    return out
+
+
+def _one(buf: bytes, tag: int) -> tuple[int, int]:
+    """buf is exactly one TLV with this tag -> (content start, end)."""
+    t, s, e = _read_tlv(buf, 0)
+    if t != tag or e != len(buf):
+        raise ValueError("not exactly one value of tag %#x" % tag)
+    return s, e
+
+
+def _oid_text(content: bytes) -> str:
+    if not content or content[-1] & 0x80:
+        raise ValueError("bad OID")
+    arcs, v = [], 0
+    for b in content:
+        v = (v << 7) | (b & 0x7F)
+        if not b & 0x80:
+            arcs.append(v)
+            v = 0
+    first = min(arcs[0] // 40, 2)
+    return ".".join(str(a) for a in [first, arcs[0] - 40 * first] + arcs[1:])
+
+
+@dataclass
+class _Tbs:
+    issuer: bytes  # Name, DER, byte for byte
+    subject: bytes
+    spki: bytes  # SubjectPublicKeyInfo, DER, as written
+    # (OID, critical, extnValue contents, the extension's bytes before its extnValue)
+    extensions: list[tuple[str, bool, bytes, bytes]]
+    ext_span: tuple[int, int, int] | None  # ([3] tlv start, SEQUENCE content start, end)
+
+
+def _parse_tbs(tbs: bytes) -> _Tbs:
+    s, e = _one(tbs, 0x30)
+    elems = _children(tbs, s, e)
     if elems and elems[0][0] == 0xA0:  # [0] version
         elems = elems[1:]
-    # serialNumber, signature, issuer, validity, subject
-    if len(elems) < 5:
+    # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, ...
+    if len(elems) < 6:
         raise ValueError("short TBSCertificate")
-    _, i0, i1 = elems[2]
-    _, s0, s1 = elems[4]
-    return tbs[i0:i1], tbs[s0:s1]
+    name = lambda i: tbs[elems[i][1] : elems[i][3]]  # noqa: E731
+    exts: list[tuple[str, bool, bytes, bytes]] = []
+    span = None
+    for t, ts, cs, ce in elems[6:]:
+        if t != 0xA3:  # [1] issuerUniqueID, [2] subjectUniqueID
+            continue
+        st, ss, se = _read_tlv(tbs, cs)
+        if st != 0x30 or se != ce:
+            raise ValueError("extensions are not one SEQUENCE")
+        span = (ts, ss, se)
+        for _, xs, xcs, xce in _children(tbs, ss, se):
+            parts = _children(tbs, xcs, xce)
+            if not parts or parts[0][0] != 0x06:
+                raise ValueError("extension without an OID")
+            oid = _oid_text(tbs[parts[0][2] : parts[0][3]])
+            critical = False
+            rest = parts[1:]
+            if rest and rest[0][0] == 0x01:
+                critical = tbs[rest[0][2] : rest[0][3]] == b"\xff"
+                rest = rest[1:]
+            if len(rest) != 1 or rest[0][0] != 0x04:
+                raise ValueError("extension %s has no single extnValue" % oid)
+            exts.append((oid, critical, tbs[rest[0][2] : rest[0][3]],
+                         tbs[xcs : rest[0][1]]))
+    return _Tbs(name(2), name(4), name(5), exts, span)
+
+
+def _mk_tlv(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    ln = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(ln)]) + ln + content
+
+
+# Section 9.2 step 7: the extension types a verifier understands (parses).
+UNDERSTOOD_EXTENSIONS = frozenset({
+    "2.5.29.14", "2.5.29.35", "2.5.29.15", "2.5.29.37", "2.5.29.19", "2.5.29.17",
+    "2.5.29.18", "2.5.29.30", "2.5.29.32", "2.5.29.33", "2.5.29.36", "2.5.29.54",
+    "2.5.29.31", "1.3.6.1.5.5.7.1.1", "1.3.6.1.5.5.7.1.11", "2.5.29.20", "2.5.29.21",
+    "2.5.29.24", "2.5.29.28", "1.3.6.1.4.1.11129.2.4.2", "2.16.840.1.113730.1.1",
+    "2.16.840.1.113730.1.13",
+})
+
+
+def _check_unparsed_extension(oid: str, value: bytes) -> None:
+    """Understood types that `cryptography` does not parse in a certificate: their
+    outer syntax only (an approximation of "holds one value of the type's syntax")."""
+    if oid == "2.5.29.33":  # policyMappings: SEQUENCE SIZE (1..MAX) OF SEQUENCE {OID, OID}
+        s, e = _one(value, 0x30)
+        maps = _children(value, s, e)
+        if not maps:
+            raise ValueError("empty policyMappings")
+        for t, _, ms, me in maps:
+            pair = _children(value, ms, me)
+            if t != 0x30 or [p[0] for p in pair] != [0x06, 0x06]:
+                raise ValueError("malformed policyMappings")
+        return
+    tags = {"2.16.840.1.113730.1.1": 0x03, "2.16.840.1.113730.1.13": 0x16,
+            "2.5.29.20": 0x02, "2.5.29.21": 0x0A, "2.5.29.24": 0x18, "2.5.29.28": 0x30}
+    if oid in tags:
+        _one(value, tags[oid])
 
 
 @dataclass(eq=False)
 class Cert:
     der: bytes
-    x509: x509.Certificate
+    x509: x509.Certificate  # the certificate as carried (signature, key, validity)
     issuer_der: bytes
     subject_der: bytes
+    spki: bytes
+    extensions: x509.Extensions  # its understood extensions, parsed
 
 
 def parse_cert(der: bytes) -> Cert:
-    """Section 9.2 step 7: one DER certificate, no trailing bytes, well-formed
-    extensions. Raises ValueError."""
-    tag, _, end = _read_tlv(der, 0)
+    """Section 9.2 step 7: one DER certificate, no trailing bytes; no extension twice;
+    understood extensions well formed; no critical extension of another type.
+    Raises ValueError."""
+    tag, s, end = _read_tlv(der, 0)
     if tag != 0x30 or end != len(der):
         raise ValueError("not exactly one DER SEQUENCE")
+    parts = _children(der, s, end)
+    if len(parts) != 3 or parts[0][0] != 0x30:
+        raise ValueError("not a Certificate")
+    tbs_bytes = der[parts[0][1] : parts[0][3]]
+    tbs = _parse_tbs(tbs_bytes)
+    oids = [x[0] for x in tbs.extensions]
+    if len(oids) != len(set(oids)):
+        raise ValueError("an extension occurs twice")
+    kept = b""
+    for oid, critical, value, head in tbs.extensions:
+        if critical and oid not in UNDERSTOOD_EXTENSIONS:
+            raise ValueError("critical extension %s is not understood" % oid)
+        if oid in UNDERSTOOD_EXTENSIONS:
+            # One value of the type's syntax at the start; bytes after it are ignored.
+            _, _, first_end = _read_tlv(value, 0)
+            first = value[:first_end]
+            _check_unparsed_extension(oid, first)
+            kept += _mk_tlv(0x30, head + _mk_tlv(0x04, first))
     c = x509.load_der_x509_certificate(der)
-    # Parsing every extension: raises on a malformed or duplicated one.
-    # SPEC-GAP: "every extension in it is well formed" is read as: every extension
-    # cryptography knows parses, no extension appears twice; an unknown extension
-    # is only checked to be an OCTET STRING. The TBS signature AlgorithmIdentifier is
-    # not compared with the outer one (RFC 5280 4.1.1.2); the spec does not ask.
-    for _ in c.extensions:
-        pass
-    issuer, subject = _tbs_names(c.tbs_certificate_bytes)
-    return Cert(der, c, issuer, subject)
+    # The understood extensions are parsed from a copy holding only them, each cut to
+    # its first value (the others are ignored, even when `cryptography` would parse and
+    # refuse them). The copy's signature no longer matches; it is read, never verified.
+    if tbs.ext_span is not None:
+        ts, _, se = tbs.ext_span
+        _, cs, _ = _read_tlv(tbs_bytes, 0)
+        new_ext = _mk_tlv(0xA3, _mk_tlv(0x30, kept)) if kept else b""
+        new_tbs = _mk_tlv(0x30, tbs_bytes[cs:ts] + new_ext + tbs_bytes[se:])
+        copy = x509.load_der_x509_certificate(
+            _mk_tlv(0x30, new_tbs + der[parts[1][1] : parts[2][3]]))
+        extensions = copy.extensions  # raises on a malformed understood extension
+    else:
+        extensions = c.extensions
+    return Cert(der, c, tbs.issuer, tbs.subject, tbs.spki, extensions)
 
 
 # --------------------------------------------------------------------------------------
-# Trust bundles
+# Trust bundles (section 9.1.5)
 # --------------------------------------------------------------------------------------
-
-_PEM_BLOCK_RE = re.compile(
-    r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n \t]*?)-----END ([A-Z0-9 ]+)-----"
-)
 
 
 def _strict_b64std(s: str) -> bytes:
-    """Standard base64 with padding, canonical, at least one byte."""
+    """Standard base64 with padding, canonical (RFC 4648 section 4)."""
     raw = base64.b64decode(s, validate=True)
-    if not raw or base64.b64encode(raw).decode("ascii") != s:
+    if base64.b64encode(raw).decode("ascii") != s:
         raise ValueError("non-canonical base64")
     return raw
 
 
-def _load_pem_bundle(text: str) -> list[bytes]:
-    # SPEC-GAP: "PEM CERTIFICATE blocks" with "trust material loaded strictly": taken
-    # as RFC 7468 strict: only CERTIFICATE blocks, nothing but white space between
-    # them (no explanatory text), canonical padded base64 inside.
+def _pem_until(data: bytes, pos: int, marker: bytes) -> tuple[bytes, int] | None:
+    i = data.find(marker, pos)
+    return None if i < 0 else (data[pos:i], i + len(marker))
+
+
+def _pem_skip(data: bytes, pos: int) -> int:
+    while pos < len(data) and data[pos] in b" \t\r\n":
+        pos += 1
+    return pos
+
+
+def _load_pem_bundle(data: bytes) -> list[bytes]:
+    """Section 9.1.5, PEM: explanatory text and an unterminated last block ignored."""
     ders = []
     pos = 0
-    for m in _PEM_BLOCK_RE.finditer(text):
-        if text[pos : m.start()].strip(" \t\r\n"):
-            raise ValueError("text outside PEM blocks")
-        if m.group(1) != "CERTIFICATE" or m.group(3) != "CERTIFICATE":
-            raise ValueError("a PEM block other than CERTIFICATE")
-        body = re.sub(r"[ \t\r\n]", "", m.group(2))
-        ders.append(_strict_b64std(body))
-        pos = m.end()
-    if text[pos:].strip(" \t\r\n"):
-        raise ValueError("text outside PEM blocks")
+    while pos < len(data):
+        found = _pem_until(data, pos, b"-----BEGIN ")
+        if found is None:
+            break
+        found = _pem_until(data, found[1], b"-----")
+        if found is None:
+            break
+        label, pos = found
+        pos = _pem_skip(data, pos)
+        found = _pem_until(data, pos, b"-----END ")
+        if found is None:
+            break
+        content, pos = found
+        found = _pem_until(data, pos, b"-----")
+        if found is None:
+            break
+        end_label, pos = found
+        pos = _pem_skip(data, pos)
+        for sep in (b"\n\n", b"\r\n\r\n"):
+            i = content.find(sep)
+            if i >= 0:
+                headers, body = content[:i], content[i + len(sep) :]
+                for line in headers.decode("utf-8").splitlines():
+                    if ":" not in line:
+                        raise ValueError("malformed PEM header %r" % line)
+                break
+        else:
+            body = content
+        label_text, end_text = label.decode("utf-8"), end_label.decode("utf-8")
+        if not label_text or label_text != end_text:
+            raise ValueError("PEM labels %r and %r" % (label_text, end_text))
+        text = "".join(ch for ch in body.decode("utf-8") if ch not in WHITE_SPACE)
+        der = _strict_b64std(text)
+        if label_text != "CERTIFICATE":
+            raise ValueError("a PEM block other than CERTIFICATE: %s" % label_text)
+        ders.append(der)
     return ders
 
 
-def _b64url_nopad(s: Any) -> bytes:
-    if not isinstance(s, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", s):
-        raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-
-
-def _check_jwk_matches(jwk: dict, cert: x509.Certificate) -> None:
-    # SPEC-GAP: the spec does not say whether the JWK's own key parameters must match
-    # the certificate in x5c. Loading "strictly", they must when present: kty must
-    # name the certificate's key type, and crv/x/y or n/e must equal its key.
-    pub = cert.public_key()
-    kty = jwk.get("kty")
-    if isinstance(pub, ec.EllipticCurvePublicKey):
-        if kty != "EC":
-            raise ValueError("kty does not match the certificate")
-        crv = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}.get(pub.curve.name)
-        if "crv" in jwk and jwk["crv"] != crv:
-            raise ValueError("crv does not match the certificate")
-        size = (pub.curve.key_size + 7) // 8
-        nums = pub.public_numbers()
-        for k, v in (("x", nums.x), ("y", nums.y)):
-            if k in jwk and _b64url_nopad(jwk[k]) != v.to_bytes(size, "big"):
-                raise ValueError("%s does not match the certificate" % k)
-    elif isinstance(pub, rsa.RSAPublicKey):
-        if kty != "RSA":
-            raise ValueError("kty does not match the certificate")
-        nums = pub.public_numbers()
-        for k, v in (("n", nums.n), ("e", nums.e)):
-            if k in jwk and int.from_bytes(_b64url_nopad(jwk[k]), "big") != v:
-                raise ValueError("%s does not match the certificate" % k)
-    elif kty is not None and kty not in ("OKP",):
-        raise ValueError("kty does not match the certificate")
+def _spiffe_pairs(pairs):
+    # A second `keys`, `use` or `x5c` is refused; other members, duplicates included,
+    # are ignored.
+    obj = {}
+    for k, v in pairs:
+        if k in obj and k in ("keys", "use", "x5c"):
+            raise _DuplicateKey(k)
+        obj[k] = v
+    return obj
 
 
 def _load_spiffe_bundle(text: str) -> list[bytes]:
-    # SPEC-GAP: the SPIFFE bundle is described in one clause. Followed here: the SPIFFE
-    # Trust Domain and Bundle spec: a JSON object with a "keys" array; keys whose "use"
-    # is "x509-svid" carry exactly one certificate in "x5c", in standard padded base64
-    # (RFC 7517 section 4.7, as in the vector, not base64url); keys with another or
-    # no "use" (jwt-svid) are ignored; other members (spiffe_sequence...) are ignored.
-    doc = json.loads(text, object_pairs_hook=_json_pairs, parse_constant=_json_constant)
+    """Section 9.1.5, SPIFFE bundle."""
+    doc = json.loads(text, object_pairs_hook=_spiffe_pairs, parse_constant=_json_constant)
     if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
         raise ValueError("not a SPIFFE bundle")
     ders = []
     for key in doc["keys"]:
         if not isinstance(key, dict):
             raise ValueError("a key is not an object")
-        if key.get("use") != "x509-svid":
-            continue
-        x5c = key.get("x5c")
-        if not isinstance(x5c, list) or len(x5c) != 1 or not isinstance(x5c[0], str):
+        use, x5c = key.get("use"), key.get("x5c")
+        if use is not None and not isinstance(use, str):
+            raise ValueError("a key's use is not a string")
+        if x5c is not None and not (isinstance(x5c, list) and all(isinstance(c, str) for c in x5c)):
+            raise ValueError("a key's x5c is not an array of strings")
+        if use is None:
+            raise ValueError("a key has no use")
+        if use != "x509-svid":
+            continue  # jwt-svid, or a use this verifier does not know: skipped
+        if x5c is None or len(x5c) != 1:
             raise ValueError("an x509-svid key without exactly one x5c certificate")
-        der = _strict_b64std(x5c[0])
-        cert = parse_cert(der).x509
-        _check_jwk_matches(key, cert)
-        ders.append(der)
+        ders.append(_strict_b64std(x5c[0]))
     return ders
 
 
 def load_bundle_file(path: str) -> list[Cert]:
     try:
         with open(path, "rb") as f:
-            data = f.read()
-        text = data.decode("utf-8", "strict")
-        # SPEC-GAP: how a SPIFFE bundle is told from PEM is not said: a file whose
-        # first non-white-space character is "{" is read as a SPIFFE bundle.
-        if text.lstrip(" \t\r\n").startswith("{"):
-            ders = _load_spiffe_bundle(text)
+            data = f.read(MAX_BUNDLE_BYTES + 1)
+        if len(data) > MAX_BUNDLE_BYTES:
+            raise ValueError("larger than 1 MiB")
+        first = next((b for b in data if b not in b" \t\n\x0c\r"), None)
+        if first is None:
+            raise ValueError("empty")
+        if first == ord("{"):
+            ders = _load_spiffe_bundle(data.decode("utf-8", "strict"))
         else:
-            ders = _load_pem_bundle(text)
+            ders = _load_pem_bundle(data)
         if not ders:
             raise ValueError("no certificate")
         return [parse_cert(d) for d in ders]
-    except (OSError, ValueError, UnicodeDecodeError, _DuplicateKey, _BadDocument, UnsupportedAlgorithm, RecursionError) as e:
+    except (OSError, ValueError, UnicodeDecodeError, _DuplicateKey, _BadDocument,
+            UnsupportedAlgorithm, RecursionError, x509.DuplicateExtension) as e:
         raise Invalid("bundle.invalid", "bundle %s: %s" % (path, e))
 
 
@@ -712,7 +1007,7 @@ def load_bundles(paths: Iterable[str]) -> list[Cert]:
 
 
 # --------------------------------------------------------------------------------------
-# SPIFFE IDs
+# SPIFFE IDs (section 9.2, step 11)
 # --------------------------------------------------------------------------------------
 
 _TD_RE = re.compile(r"[a-z0-9._-]+")
@@ -720,9 +1015,7 @@ _SEGMENT_RE = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def valid_trust_domain(td: str) -> bool:
-    # SPEC-GAP: "a valid trust domain name" is not defined here; taken from the SPIFFE
-    # ID spec: lowercase letters, digits, '.', '-', '_', 1 to 255 characters. A
-    # "spiffe://" prefix is not accepted in --trust-domain.
+    # 1 to 255 characters of a-z 0-9 . - _; no "spiffe://" prefix.
     return bool(_TD_RE.fullmatch(td)) and len(td) <= 255
 
 
@@ -731,11 +1024,8 @@ def valid_path_segment(seg: str) -> bool:
 
 
 def parse_spiffe_id(uri: str) -> tuple[str, str] | None:
-    """A valid SPIFFE ID -> (trust domain, path), else None (SPIFFE ID spec)."""
-    # SPEC-GAP: "a valid SPIFFE ID" is taken from the SPIFFE ID spec: scheme exactly
-    # "spiffe" (lowercase), no userinfo/port/query/fragment, trust domain as above,
-    # path of segments [A-Za-z0-9._-]+ other than "." and "..", no trailing "/",
-    # at most 2048 bytes. An ID with no path is valid here (it fails step 13).
+    """A valid SPIFFE ID -> (trust domain, path), else None. An ID with no path is
+    valid (it fails step 13)."""
     if len(uri.encode("utf-8")) > 2048 or not uri.startswith("spiffe://"):
         return None
     rest = uri[len("spiffe://") :]
@@ -751,33 +1041,64 @@ def parse_spiffe_id(uri: str) -> tuple[str, str] | None:
 
 
 # --------------------------------------------------------------------------------------
-# Signature algorithms (section 7)
+# Keys and signature algorithms (section 7)
 # --------------------------------------------------------------------------------------
 
-
-def _spki_oid(c: x509.Certificate) -> str:
-    return c.public_key_algorithm_oid.dotted_string
+_CURVE_OIDS = {"1.2.840.10045.3.1.7": ("p256", 32), "1.3.132.0.34": ("p384", 48)}
 
 
-def _issuer_key_kind(c: Cert) -> str | None:
-    """'ec' for a P-256/P-384 key, 'rsa' for RSA 2048-8192, else None."""
+def _key_kind(c: Cert) -> str | None:
+    """'p256', 'p384' (named curves) or 'rsa' (rsaEncryption, RSAPublicKey parses, n of
+    2048 to 8192 bits) from the SubjectPublicKeyInfo as written, else None."""
     try:
-        oid = _spki_oid(c.x509)
-        key = c.x509.public_key()
-    except (UnsupportedAlgorithm, ValueError):
+        s, e = _one(c.spki, 0x30)
+        alg, bits = _children(c.spki, s, e)
+        parts = _children(c.spki, alg[2], alg[3])
+        oid = _oid_text(c.spki[parts[0][2] : parts[0][3]])
+        if oid == OID_EC_PUBLIC_KEY:
+            if len(parts) != 2 or parts[1][0] != 0x06:
+                return None  # explicit or implicit curve parameters
+            curve = _CURVE_OIDS.get(_oid_text(c.spki[parts[1][2] : parts[1][3]]))
+            return curve[0] if curve else None
+        if oid == OID_RSA_ENCRYPTION:
+            key = c.spki[bits[2] + 1 : bits[3]]
+            ks, ke = _one(key, 0x30)
+            n, _ = _children(key, ks, ke)
+            modulus = int.from_bytes(key[n[2] : n[3]], "big")
+            return "rsa" if RSA_MIN_BITS <= modulus.bit_length() <= RSA_MAX_BITS else None
+    except (ValueError, IndexError):
         return None
-    if oid == OID_EC_PUBLIC_KEY and isinstance(key, ec.EllipticCurvePublicKey):
-        return "ec" if key.curve.name in ISSUER_EC_CURVES else None
-    # SPEC-GAP: "an RSA issuer key" — only rsaEncryption SPKIs count (not RSA-PSS
-    # keys, which the leaf rule names explicitly).
-    if oid == OID_RSA_ENCRYPTION and isinstance(key, rsa.RSAPublicKey):
-        return "rsa" if RSA_MIN_BITS <= key.key_size <= RSA_MAX_BITS else None
+    return None
+
+
+def _usable_key(c: Cert):
+    """The public key if section 7 can use it (an uncompressed point on the curve, an
+    RSA exponent of 3 to 2^33 - 1), else None."""
+    kind = _key_kind(c)
+    try:
+        if kind in ("p256", "p384"):
+            s, e = _one(c.spki, 0x30)
+            bits = _children(c.spki, s, e)[1]
+            point = c.spki[bits[2] + 1 : bits[3]]
+            if not point or point[0] != 0x04 or len(point) != 1 + 2 * _CURVE_OIDS[
+                    "1.2.840.10045.3.1.7" if kind == "p256" else "1.3.132.0.34"][1]:
+                return None
+            return c.x509.public_key()
+        if kind == "rsa":
+            key = c.x509.public_key()
+            if not 3 <= key.public_numbers().e <= 2**33 - 1:
+                return None
+            return key
+    except (ValueError, UnsupportedAlgorithm):
+        return None
     return None
 
 
 def _verify_cert_signature(child: Cert, issuer: Cert) -> bool:
     alg = CERT_SIG_ALGS[child.x509.signature_algorithm_oid.dotted_string]
-    key = issuer.x509.public_key()
+    key = _usable_key(issuer)
+    if key is None:
+        return False  # a key section 7 cannot use verifies nothing
     try:
         if alg[0] == "ec":
             key.verify(child.x509.signature, child.x509.tbs_certificate_bytes, ec.ECDSA(alg[1]()))
@@ -790,18 +1111,19 @@ def _verify_cert_signature(child: Cert, issuer: Cert) -> bool:
 
 def _combination_ok(child: Cert, issuer: Cert) -> bool:
     alg = CERT_SIG_ALGS.get(child.x509.signature_algorithm_oid.dotted_string)
-    return alg is not None and _issuer_key_kind(issuer) == alg[0]
+    kind = _key_kind(issuer)
+    return alg is not None and {"p256": "ec", "p384": "ec", "rsa": "rsa"}.get(kind) == alg[0]
 
 
 def _is_ca(c: Cert) -> bool:
     try:
-        bc = c.x509.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value
+        bc = c.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value
     except x509.ExtensionNotFound:
         return False
     if not bc.ca:
         return False
     try:
-        ku = c.x509.extensions.get_extension_for_oid(ExtensionOID.KEY_USAGE).value
+        ku = c.extensions.get_extension_for_oid(ExtensionOID.KEY_USAGE).value
     except x509.ExtensionNotFound:
         return True
     return bool(ku.key_cert_sign)
@@ -891,9 +1213,7 @@ def detect_format(tr: TaskRun) -> str | None:
 def verify(tr: TaskRun, roots: list[Cert], trust_domain: str, require_format: str | None = None, skew: int = DEFAULT_SKEW) -> Verified:
     # 1. Format.
     fmt = detect_format(tr)
-    # SPEC-GAP: with --require-format and no material at all, material.absent or
-    # format.not-allowed? The sentence order ("Otherwise: material.absent. If a format
-    # is required and this is not it") is followed: material.absent.
+    # No material at all is material.absent whatever format is required.
     if fmt is None:
         raise Rejected("material.absent", "no seal and no Tekton-format material")
     if require_format is not None and fmt != require_format:
@@ -927,9 +1247,9 @@ def verify(tr: TaskRun, roots: list[Cert], trust_domain: str, require_format: st
     if tr.uid is None or tr.uid == "":
         raise Rejected("taskrun.no-uid", "metadata.uid absent or empty")
 
-    # 6. Signing time within the run.
+    # 6. Signing time within the run (exact: times are nanoseconds, section 9.1.4).
     t = seal.signed_at_epoch
-    if not (tr.start - skew <= t <= tr.completion + skew):
+    if not (tr.start - skew * NS <= t * NS <= tr.completion + skew * NS):
         raise Rejected("seal.time-outside-run", "signed-at %s outside the run" % seal.signed_at)
 
     # 7. Certificates parse.
@@ -937,7 +1257,7 @@ def verify(tr: TaskRun, roots: list[Cert], trust_domain: str, require_format: st
     for der in seal.certs:
         try:
             carried.append(parse_cert(der))
-        except (ValueError, UnsupportedAlgorithm) as e:
+        except (ValueError, UnsupportedAlgorithm, x509.DuplicateExtension) as e:
             raise Rejected("material.malformed", "a certificate does not parse: %s" % e)
 
     # 8. Path.
@@ -950,29 +1270,21 @@ def verify(tr: TaskRun, roots: list[Cert], trust_domain: str, require_format: st
         carried_cands = [c for c in unused if c.subject_der == cur.issuer_der]
         found = None
         from_roots = False
-        bad_alg = False
+        first_failure = None  # the code noted for the first candidate tried
         for cand, is_root in [(r, True) for r in root_cands] + [(c, False) for c in carried_cands]:
-            # SPEC-GAP: step 8 does not say whether a candidate whose key cannot make
-            # a section 7 combination with the certificate's signature algorithm is
-            # passed over (like one whose key does not verify) or ends the check at
-            # once. It is passed over here; signature.algorithm is reported only if no
-            # candidate verifies and at least one failed on the combination (before
-            # chain.signature).
             if not _combination_ok(cur, cand):
-                bad_alg = True
+                first_failure = first_failure or "signature.algorithm"
                 continue
             if _verify_cert_signature(cur, cand):
                 found, from_roots = cand, is_root
                 break
+            first_failure = first_failure or "chain.signature"
         if found is None:
-            if bad_alg:
-                raise Rejected("signature.algorithm", "unsupported certificate signature algorithm or issuer key")
-            if root_cands or carried_cands:
-                raise Rejected("chain.signature", "no candidate issuer's key verifies")
+            if first_failure is not None:
+                raise Rejected(first_failure, "no candidate issuer verifies the certificate")
             raise Rejected("chain.untrusted", "no path to a bundle root")
-        # SPEC-GAP: a candidate that verifies but is not a CA ends the check
-        # (chain.issuer-not-ca, "each issuer appended ... must"); it is not passed over
-        # in favour of another candidate, unlike one whose key does not verify.
+        # The first candidate that verifies is the issuer: if it is no CA, the check
+        # ends; no other candidate is tried.
         if not _is_ca(found):
             raise Rejected("chain.issuer-not-ca", "an issuer is not a CA")
         path.append(found)
@@ -985,7 +1297,7 @@ def verify(tr: TaskRun, roots: list[Cert], trust_domain: str, require_format: st
     if unused:
         raise Rejected("chain.extra-certificate", "%d carried certificate(s) not on the path" % len(unused))
 
-    # 10. Validity at the signing time.
+    # 10. Validity at the signing time (whole seconds).
     for c in path:
         if t < _dt_to_epoch(c.x509.not_valid_before_utc):
             raise Rejected("chain.not-yet-valid", "a certificate is not yet valid at signed-at")
@@ -993,7 +1305,7 @@ def verify(tr: TaskRun, roots: list[Cert], trust_domain: str, require_format: st
             raise Rejected("chain.expired", "a certificate has expired at signed-at")
 
     # 11. X.509-SVID.
-    exts = leaf.x509.extensions
+    exts = leaf.extensions
     try:
         san = exts.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
         uris = san.get_values_for_type(x509.UniformResourceIdentifier)
@@ -1029,28 +1341,21 @@ def verify(tr: TaskRun, roots: list[Cert], trust_domain: str, require_format: st
     if spiffe_id != expected:
         raise Rejected("identity.mismatch", "SPIFFE ID %s, expected %s" % (spiffe_id, expected))
 
-    # 14. Key.
-    try:
-        oid = _spki_oid(leaf.x509)
-        key = leaf.x509.public_key()
-    except (UnsupportedAlgorithm, ValueError):
-        # SPEC-GAP: a leaf public key that cannot be loaded at all (unknown algorithm,
-        # malformed point) is not placed at step 7; it is reported here.
-        raise Rejected("signature.algorithm", "the leaf's key cannot be used")
-    if oid == OID_EC_PUBLIC_KEY and isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1":
-        kind = "ec"
-    elif oid == OID_RSA_ENCRYPTION and isinstance(key, rsa.RSAPublicKey) and RSA_MIN_BITS <= key.key_size <= RSA_MAX_BITS:
-        kind = "rsa"
-    else:
+    # 14. Key: its kind, from the SubjectPublicKeyInfo as written.
+    kind = _key_kind(leaf)
+    if kind not in ("p256", "rsa"):
         raise Rejected("signature.algorithm", "the leaf's key is not P-256 or RSA 2048-8192")
 
-    # 15. Signature.
+    # 15. Signature. A key section 7 cannot use verifies nothing.
     msg = build_message(tr, seal.signed_at)
     sig = seal.signature
     try:
-        if kind == "ec":
-            # SPEC-GAP: "the DER Ecdsa-Sig-Value": strict DER is required (re-encoding
-            # must give the same bytes); BER or trailing bytes fail as signature.invalid.
+        key = _usable_key(leaf)
+        if key is None:
+            raise InvalidSignature()
+        if kind == "p256":
+            # Section 7: exactly the DER Ecdsa-Sig-Value (re-encoding gives the same
+            # bytes); BER or trailing bytes fail.
             r, s = decode_dss_signature(sig)
             if encode_dss_signature(r, s) != sig:
                 raise InvalidSignature()
@@ -1070,28 +1375,37 @@ def verify(tr: TaskRun, roots: list[Cert], trust_domain: str, require_format: st
 # --------------------------------------------------------------------------------------
 
 USAGE = (
-    "usage: seal_verifier.py --taskrun FILE --bundle FILE [--bundle FILE...] --trust-domain TD "
+    "usage: seal_verifier.py --taskrun FILE|- --bundle FILE [--bundle FILE...] --trust-domain TD "
     "[--require-format seal|tekton] [--clock-skew SECONDS] [--output text|json]"
 )
 
 
+class UsageError(Exception):
+    """A command line that section 9.3 does not accept: exit 2, no reason code."""
+
+
 def parse_args(argv: list[str]) -> dict:
-    # SPEC-GAP: the spec gives no reason code for a bad command line (unknown flag,
-    # missing --taskrun, a --clock-skew that is not a whole number); this verifier
-    # reports invalid input with the code "input.usage" (exit 2).
-    opts = {"taskrun": None, "bundles": [], "trust_domain": None, "require_format": None, "clock_skew": DEFAULT_SKEW, "output": "json"}
+    opts = {"taskrun": None, "bundles": [], "trust_domain": None, "require_format": None,
+            "clock_skew": DEFAULT_SKEW, "output": "text"}
+    given: set[str] = set()
     i = 0
     while i < len(argv):
         a = argv[i]
-        if "=" in a and a.startswith("--"):
+        if a.startswith("--") and "=" in a:
             flag, val = a.split("=", 1)
             i += 1
         else:
             flag = a
             if i + 1 >= len(argv):
-                raise Invalid("input.usage", "%s needs a value\n%s" % (a, USAGE))
+                raise UsageError("%s needs a value" % a)
             val = argv[i + 1]
+            if val.startswith("-") and val != "-":
+                raise UsageError("unexpected argument %s" % val)
             i += 2
+        if flag != "--bundle":
+            if flag in given:
+                raise UsageError("%s given twice" % flag)
+            given.add(flag)
         if flag == "--taskrun":
             opts["taskrun"] = val
         elif flag == "--bundle":
@@ -1100,54 +1414,59 @@ def parse_args(argv: list[str]) -> dict:
             opts["trust_domain"] = val
         elif flag == "--require-format":
             if val not in ("seal", "tekton"):
-                raise Invalid("input.usage", "--require-format is seal or tekton")
+                raise UsageError("--require-format is seal or tekton")
             opts["require_format"] = val
         elif flag == "--clock-skew":
-            # SPEC-GAP: "a whole number of seconds": ASCII digits only (no sign, so
-            # never negative), no upper bound.
-            if not re.fullmatch(r"[0-9]+", val):
-                raise Invalid("input.usage", "--clock-skew is a whole number of seconds")
+            if not re.fullmatch(r"\+?[0-9]+", val) or int(val) > MAX_SKEW:
+                raise UsageError("--clock-skew is a whole number of seconds, 0 to %d" % MAX_SKEW)
             opts["clock_skew"] = int(val)
         elif flag == "--output":
             if val not in ("text", "json"):
-                raise Invalid("input.usage", "--output is text or json")
+                raise UsageError("--output is text or json")
             opts["output"] = val
         else:
-            raise Invalid("input.usage", "unknown argument %s\n%s" % (a, USAGE))
+            raise UsageError("unknown argument %s" % a)
     if opts["taskrun"] is None or not opts["bundles"] or opts["trust_domain"] is None:
-        raise Invalid("input.usage", USAGE)
+        raise UsageError("--taskrun, --bundle and --trust-domain are required")
     return opts
 
 
 def run(argv: list[str]) -> tuple[int, dict, str]:
-    """Runs the CLI in-process: (exit code, JSON object, output format)."""
-    output = "json"
+    """Runs the CLI in-process: (exit code, JSON object, output format). A usage error
+    gives (2, {"usage": message}, "text")."""
     try:
         opts = parse_args(argv)
-        output = opts["output"]
-        # SPEC-GAP: the order of the input checks of section 9.1 is not given; used:
-        # the table's order (TaskRun, then bundles, then the trust domain).
-        tr = read_taskrun(opts["taskrun"])
-        roots = load_bundles(opts["bundles"])
+    except UsageError as e:
+        return 2, {"usage": "%s\n%s" % (e, USAGE)}, "text"
+    output = opts["output"]
+    try:
+        # Section 9.1.1: the trust domain, then each bundle, then the TaskRun.
         if not valid_trust_domain(opts["trust_domain"]):
             raise Invalid("input.trust-domain", "not a valid trust domain name")
+        roots = load_bundles(opts["bundles"])
+        tr = read_taskrun(opts["taskrun"])
         v = verify(tr, roots, opts["trust_domain"], opts["require_format"], opts["clock_skew"])
     except Invalid as e:
         return 2, {"verdict": "invalid", "reason": {"code": e.code, "message": e.message}}, output
     except Rejected as e:
         return 1, {"verdict": "rejected", "reason": {"code": e.code, "message": e.message}}, output
-    return 0, {"verdict": "verified", "format": v.format, "spiffeId": v.spiffe_id, "signedAt": v.signed_at, "results": v.results, "reason": None}, output
+    return 0, {"verdict": "verified", "format": v.format, "spiffeId": v.spiffe_id,
+               "signedAt": v.signed_at, "results": v.results}, output
 
 
 def main(argv: list[str] | None = None) -> int:
     code, obj, output = run(sys.argv[1:] if argv is None else argv)
-    if output == "text":
-        if obj["verdict"] == "verified":
-            print("verified: %s signed at %s results %s" % (obj["spiffeId"], obj["signedAt"], ", ".join(obj["results"])))
-        else:
-            print("%s: %s: %s" % (obj["verdict"], obj["reason"]["code"], obj["reason"]["message"]))
-    else:
+    if "usage" in obj:
+        print(obj["usage"], file=sys.stderr)
+    elif output == "json":
         print(json.dumps(obj, ensure_ascii=False))
+    elif obj["verdict"] == "verified":
+        print("verified: %d result(s) signed by %s at %s (seal format)"
+              % (len(obj["results"]), obj["spiffeId"], obj["signedAt"]))
+    else:
+        word = "rejected" if obj["verdict"] == "rejected" else "error"
+        print("%s [%s]: %s" % (word, obj["reason"]["code"], obj["reason"]["message"]),
+              file=sys.stderr)
     return code
 
 

@@ -120,9 +120,28 @@ def files_of(root: Path) -> dict[str, bytes]:
             if p.is_file()}
 
 
+class Yaml12Loader(yaml.SafeLoader):
+    """PyYAML with the YAML 1.2 core schema's plain scalars (section 9.1.3) instead of
+    YAML 1.1's: yes, off, 0123, 12:30 and 1_000 are strings. Enough for the vectors."""
+
+
+Yaml12Loader.yaml_implicit_resolvers = {}
+for _tag, _regexp, _first in [
+        ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+        ("int", r"^(?:[-+]?(?:0|[1-9][0-9]*)|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+        ("float", r"^(?![-+]?0[0-9]+$)"
+                  r"(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                  r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+.0123456789"),
+        ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""])]:
+    Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:" + _tag, re.compile(_regexp),
+                                       list(_first))
+
+
 def load(root: Path, case: dict) -> dict:
     text = (root / case["taskrun"]).read_text(encoding="utf-8")
-    return yaml.safe_load(text) if case["taskrun"].endswith(".yaml") else json.loads(text)
+    if case["taskrun"].endswith(".yaml"):
+        return yaml.load(text, Loader=Yaml12Loader)  # noqa: S506 (a SafeLoader)
+    return json.loads(text)
 
 
 def entries(doc: dict) -> list[dict]:
@@ -185,7 +204,8 @@ def rebuild(doc: dict, signed_at: str) -> bytes:
     body = {"results": [{"name": e["name"], "type": shape(e["value"]),
                          "value": utf16_sorted(e["value"])} for e in covered],
             "signedAt": signed_at,
-            "taskRun": {"name": md["name"], "namespace": md.get("namespace", "default"),
+            "taskRun": {"name": md["name"], "namespace": "default" if md.get("namespace")
+                        is None else md["namespace"],
                         "uid": md["uid"]}}
     raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
     return b"DSSEv1 %d %s %d %s" % (len(PAYLOAD_TYPE), PAYLOAD_TYPE, len(raw), raw)
@@ -372,6 +392,18 @@ def test_bad_certificates_have_the_property_they_claim(generated):
     assert leaf("svid-of-other-taskrun").extensions.get_extension_for_class(
         x509.SubjectAlternativeName).value.get_values_for_type(
         x509.UniformResourceIdentifier) == ["spiffe://example.org/ns/default/taskrun/build-other"]
+    assert ext(leaf("svid-uri-not-spiffe-id"), x509.SubjectAlternativeName).get_values_for_type(
+        x509.UniformResourceIdentifier) == ["spiffe://example.org/ns/default/taskrun/build-abc/"]
+    unknown = leaf("svid-unknown-critical-extension").extensions.get_extension_for_oid(
+        x509.ObjectIdentifier(gen_seal_vectors.UNKNOWN_EXTENSION_OID))
+    assert unknown.critical and isinstance(unknown.value, x509.UnrecognizedExtension)
+    p384_leaf = leaf("chain-p384-intermediate")
+    assert p384_leaf.signature_hash_algorithm.name == "sha384"
+    chain = parse_seal(seal_of(load(out, cases(generated)["chain-p384-intermediate"])))[2]
+    assert x509.load_der_x509_certificate(chain[1]).public_key().curve.name == "secp384r1"
+    rsa_root = x509.load_pem_x509_certificate((out / "pki/rsa-root.pem").read_bytes())
+    assert rsa_root.public_key().key_size == 2048
+    assert leaf("rsa-root").signature_algorithm_oid == x509.SignatureAlgorithmOID.RSA_WITH_SHA256
 
 
 def test_cases_that_only_fail_a_later_check_are_otherwise_sound(generated):

@@ -185,3 +185,192 @@ def test_signed_at_grammar():
                 "2025-06-01t12:04:58Z", "2025-06-01T12:04:58z", "٢٠٢٥-06-01T12:04:58Z"):
         assert sv.parse_signed_at(bad) is None, bad
     assert sv.parse_signed_at("2024-02-29T00:00:00Z") is not None
+
+
+# ---- reading the inputs (sections 9.1.1-9.1.5, 9.3) ------------------------------------
+
+
+def _doc(text: str):
+    return sv.parse_document(text)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("yes", "yes"), ("off", "off"), ("y", "y"), ("0123", "0123"), ("-007", "-007"),
+    ("12:30", "12:30"), ("1_000", "1_000"), ("=", "="), ("<<", "<<"), ("NaN", "NaN"),
+    ("2025-06-01", "2025-06-01"), ("'5'", "5"), ("!!str 5", "5"), ("!!binary aGk=", "aGk="),
+    ("", None), ("~", None), ("Null", None), ("TRUE", True), ("false", False),
+    ("0", 0), ("-0", 0), ("+5", 5), ("0x1F", 31), ("-0x10", -16), ("0o17", 15), ("0b101", 5),
+    ("1.5", 1.5), ("1e3", 1000.0), (".5", 0.5), ("1.", 1.0), ("!!int '7'", 7),
+    ("!!float 0123", 123.0),
+])
+def test_yaml_plain_scalars_follow_the_profile(text, value):
+    assert _doc("v: " + text) == {"v": value}
+
+
+def test_yaml_numbers_at_the_edges():
+    # Overflowing floats and integers beyond 128 bits: strings or floats, never refused.
+    big = "9" * 40
+    assert _doc("a: 1e400\nb: -1e400\nc: %s\nd: 0x%s\ne: %s\n" % (big, "f" * 40, "9" * 400)) == {
+        "a": "1e400", "b": "-1e400", "c": float(big), "d": "0x" + "f" * 40, "e": "9" * 400}
+    assert _doc("a: 18446744073709551615\nb: -9223372036854775808\n") == {
+        "a": 2**64 - 1, "b": -(2**63)}
+
+
+@pytest.mark.parametrize("text", [
+    "v: 18446744073709551616", "v: -9223372036854775809", "v: 0x" + "f" * 32,
+    "v: .inf", "v: -.INF", "v: .nan", "v: !!float 1e400", "v: !!float .inf",
+    "v: !!int " + "9" * 40, "v: !foo x", "v: ! x",
+    "v: !foo {a: b}", "v: !!bool yes", "v: !!null ''", "v: !!int 0123",
+    "<<: {a: b}", "m: {'<<': {a: b}}", "{a: 1, 'a': 2}", "{1: a, '1': b}",
+    "? [a]\n: b", "a: 1\n---\nb: 2\n", "a: *missing",
+    "v: " + "[" * 128 + "]" * 128,
+])
+def test_yaml_documents_refused_as_syntax(text):
+    with pytest.raises(sv.Invalid) as e:
+        _doc(text)
+    assert e.value.code == "input.syntax"
+
+
+def test_yaml_keys_are_their_text():
+    assert _doc("{1: a, true: b, ~: c, !foo k: e, !!merge m: f, x: <<}") == {
+        "1": "a", "true": "b", "~": "c", "k": "e", "m": "f", "x": "<<"}
+    assert _doc("v: " + "[" * 127 + "]" * 127) is not None
+
+
+def test_yaml_alias_expansion_is_bounded():
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    for i, name in enumerate("bcdefghij"):
+        prev = "abcdefghij"[i]
+        bomb += "%s: &%s [%s]\n" % (name, name, ", ".join(["*" + prev] * 10))
+    with pytest.raises(sv.Invalid) as e:
+        _doc(bomb)
+    assert e.value.code == "input.syntax"
+
+
+def test_json_rules():
+    # Not JSON (NaN, a number overflowing binary64): read as YAML, where they are strings.
+    assert _doc('{"v": 1e400}') == {"v": "1e400"}
+    assert _doc('{"v": %s}' % ("9" * 310)) == {"v": "9" * 310}
+    assert _doc('{"v": %s}' % ("9" * 30)) == {"v": 10**30 - 1}
+    assert _doc('{"v": NaN}') == {"v": "NaN"}
+    assert _doc('\ufeff{"v": "x"}') == {"v": "x"}  # a BOM: YAML
+    for bad in ('{"a": 1, "\\u0061": 2}', '{"v": "\\ud800"}', '[' * 129 + ']' * 129):
+        with pytest.raises(sv.Invalid) as e:
+            _doc(bad)
+        assert e.value.code == "input.syntax"
+
+
+@pytest.mark.parametrize("data, code", [
+    (b"", "input.empty"), (b" \t\r\n\x0b\x0c", "input.empty"),
+    ("\u00a0\u2028\u3000".encode(), "input.empty"), (b"\xef\xbb\xbf", "input.not-taskrun"),
+    (b"\xff", "input.not-taskrun"), (b"\x1c", "input.syntax"),
+])
+def test_document_checks_in_order(data, code):
+    with pytest.raises(sv.Invalid) as e:
+        sv.read_taskrun_bytes(data)
+    assert e.value.code == code
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("2025-06-01T12:00:00Z", True), ("2025-06-01t12:00:00z", True),
+    ("2025-06-01 12:00:00Z", True), ("2025-06-01x12:00:00Z", True),
+    ("2025-06-01T12:00:00.123456789999Z", True), ("2025-06-01T14:00:00+02:00", True),
+    ("2025-06-01T12:00:00-00:00", True), ("2025-06-30T23:59:60Z", True),
+    ("2025-07-01T01:59:60+02:00", True), ("0000-01-01T00:00:00Z", True),
+    ("2025-06-01T23:59:60Z", False), ("2025-06-01T12:00:00", False),
+    ("2025-06-01T12:00:00+0000", False), ("2025-06-01T12:00:00+24:00", False),
+    ("2025-06-01T12:00:00.Z", False), ("2025-06-01T12:00:00,5Z", False),
+    ("+2025-06-01T12:00:00Z", False), ("2025-02-29T12:00:00Z", False),
+    (" 2025-06-01T12:00:00Z", False), ("2025-06-01\u00e912:00:00Z", False),
+])
+def test_run_time_profile(text, ok):
+    assert (sv.parse_rfc3339(text) is not None) == ok
+
+
+def test_run_times_keep_nanoseconds_and_leap_seconds():
+    base = sv.parse_rfc3339("2025-06-01T12:00:00Z")
+    assert sv.parse_rfc3339("2025-06-01T12:00:00.0000000019Z") == base + 1
+    assert sv.parse_rfc3339("2025-06-01T14:00:00.5+02:00") == base + sv.NS // 2
+    leap = sv.parse_rfc3339("2025-06-30T23:59:60.5Z")
+    assert leap == sv.parse_rfc3339("2025-06-30T23:59:59.999999999Z")
+
+
+ROOT_PEM = (VECTORS / "pki" / "root.pem").read_text(encoding="ascii")
+
+
+@pytest.mark.parametrize("text, count", [
+    ("notes\n" + ROOT_PEM + "more notes\n", 1),
+    (ROOT_PEM + "-----BEGIN CERTIFICATE-----\nMIIB\n", 1),  # unterminated: ignored
+    (ROOT_PEM.replace("\n", "\r\n"), 1),
+    (ROOT_PEM.replace("-----BEGIN CERTIFICATE-----\n",
+                      "-----BEGIN CERTIFICATE-----\nProc-Type: 4,NONE\n\n"), 1),
+    (ROOT_PEM.replace("\n", " \n", 5), 1),
+    ("no block here\n", 0),
+])
+def test_pem_bundles_are_read_laxly_outside_blocks(text, count):
+    assert len(sv._load_pem_bundle(text.encode())) == count
+
+
+@pytest.mark.parametrize("text", [
+    ROOT_PEM.replace("END CERTIFICATE", "END X509 CRL"),
+    ROOT_PEM.replace("CERTIFICATE", "TRUSTED CERTIFICATE"),
+    ROOT_PEM.replace("\n", "\n\n", 3),  # a blank line: base64 taken as headers
+    ROOT_PEM.replace("=\n-----END", "\n-----END"),
+])
+def test_pem_blocks_are_read_strictly(text):
+    with pytest.raises(ValueError):
+        sv._load_pem_bundle(text.encode())
+
+
+def _spiffe(keys) -> str:
+    return json.dumps({"keys": keys})
+
+
+def test_spiffe_bundle_use_rules():
+    key = json.loads((VECTORS / "pki" / "bundle.spiffe.json").read_text())["keys"][0]
+    assert len(sv._load_spiffe_bundle(_spiffe([key]))) == 1
+    # Unknown use values and JWT authorities are skipped; kty, x, y are not compared.
+    assert len(sv._load_spiffe_bundle(_spiffe([dict(key, use="x509-future"), dict(
+        key, use="jwt-svid", x5c=None), dict(key, kty="RSA", x="AAAA")]))) == 1
+    for bad in ([{k: v for k, v in key.items() if k != "use"}], [dict(key, use=None)],
+                [dict(key, use=5)], [dict(key, use="jwt-svid", x5c=[1])],
+                [dict(key, x5c=key["x5c"] * 2)], [dict(key, x5c=[key["x5c"][0].rstrip("=")])]):
+        with pytest.raises((ValueError, sv._DuplicateKey)):
+            sv._load_spiffe_bundle(_spiffe(bad))
+    with pytest.raises(sv._DuplicateKey):
+        sv._load_spiffe_bundle('{"keys": [], "keys": []}')
+    assert sv._load_spiffe_bundle('{"keys": %s, "x": 1, "x": 2}' % json.dumps([key]))
+
+
+@pytest.mark.parametrize("skew, ok", [
+    ("0", True), ("+5", True), ("007", True), ("4294967295", True), ("4294967296", False),
+    ("-1", False), ("0x10", False), (" 5", False), ("", False),
+])
+def test_clock_skew_syntax(skew, ok):
+    argv = ["--taskrun", "t", "--bundle", "b", "--trust-domain", "td", "--clock-skew", skew]
+    if ok:
+        assert sv.parse_args(argv)["clock_skew"] == int(skew)
+    else:
+        with pytest.raises(sv.UsageError):
+            sv.parse_args(argv)
+
+
+def test_cli_defaults_and_usage_errors():
+    opts = sv.parse_args(["--taskrun=-", "--bundle", "b", "--bundle", "c", "--trust-domain", "t"])
+    assert (opts["output"], opts["clock_skew"], opts["bundles"]) == ("text", 60, ["b", "c"])
+    for argv in (["--taskrun", "t", "--bundle", "b"], ["--bogus", "x"],
+                 ["--taskrun", "t", "--taskrun", "u", "--bundle", "b", "--trust-domain", "t"],
+                 ["--taskrun", "t", "--bundle", "b", "--trust-domain", "t", "--output", "JSON"]):
+        with pytest.raises(sv.UsageError):
+            sv.parse_args(argv)
+    code, obj, _ = sv.run(["--bogus", "x"])
+    assert code == 2 and "usage" in obj
+
+
+def test_input_checks_run_trust_domain_then_bundles_then_taskrun(tmp_path):
+    missing = str(tmp_path / "missing")
+    argv = ["--output", "json", "--taskrun", missing, "--bundle", missing]
+    assert sv.run(argv + ["--trust-domain", "Bad"])[1]["reason"]["code"] == "input.trust-domain"
+    assert sv.run(argv + ["--trust-domain", "ok.org"])[1]["reason"]["code"] == "bundle.invalid"
+    argv[-1] = str(VECTORS / "pki" / "root.pem")
+    assert sv.run(argv + ["--trust-domain", "ok.org"])[1]["reason"]["code"] == "input.read"

@@ -132,7 +132,19 @@ struct Jwk {
 }
 
 fn from_spiffe_json(bytes: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
-    let bundle: SpiffeBundle = serde_json::from_slice(bytes).map_err(Error::Json)?;
+    // serde would also read a key from an array, positionally: keys must be objects.
+    let raw: serde_json::Value = serde_json::from_slice(bytes).map_err(Error::Json)?;
+    let keys_are_objects = raw
+        .get("keys")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|keys| keys.iter().all(serde_json::Value::is_object));
+    if !raw.is_object() || !keys_are_objects {
+        return Err(Error::Key {
+            index: 0,
+            problem: "a SPIFFE bundle is an object whose \"keys\" is an array of objects".into(),
+        });
+    }
+    let bundle: SpiffeBundle = serde_json::from_value(raw).map_err(Error::Json)?;
     let mut roots = Vec::new();
     for (index, key) in bundle.keys.into_iter().enumerate() {
         let problem = |p: &str| Error::Key {
@@ -141,11 +153,10 @@ fn from_spiffe_json(bytes: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
         };
         match key.key_use.as_deref() {
             Some("x509-svid") => {}
-            Some("jwt-svid") => continue,
-            _ => {
-                return Err(problem(
-                    "its \"use\" is neither \"x509-svid\" nor \"jwt-svid\"",
-                ));
+            // The SPIFFE bundle format says keys of other uses are ignored.
+            Some(_) => continue,
+            None => {
+                return Err(problem("it has no \"use\" (x509-svid or jwt-svid)"));
             }
         }
         // The SPIFFE bundle format requires exactly one certificate per X.509 authority.

@@ -49,7 +49,7 @@ impl PublicKey {
             // signature; telling them apart here names the real problem.
             match spki.parsed() {
                 Ok(x509_parser::public_key::PublicKey::RSA(key))
-                    if (2048..=8192).contains(&key.key_size()) =>
+                    if (2048..=8192).contains(&modulus_bits(key.modulus)) =>
                 {
                     KeyKind::Rsa
                 }
@@ -131,6 +131,18 @@ impl PublicKey {
     }
 }
 
+/// The bit length of a big-endian modulus (x509-parser's `key_size` rounds to bytes).
+fn modulus_bits(modulus: &[u8]) -> usize {
+    let significant = modulus
+        .iter()
+        .position(|b| *b != 0)
+        .map_or(&[][..], |i| &modulus[i..]);
+    match significant.first() {
+        None => 0,
+        Some(first) => (significant.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
+    }
+}
+
 fn curve(
     algorithm: &AlgorithmIdentifier<'_>,
 ) -> Option<x509_parser::der_parser::oid::Oid<'static>> {
@@ -150,4 +162,19 @@ fn check(
     UnparsedPublicKey::new(algorithm, key)
         .verify(message, sig)
         .map_err(|_| SignatureError::Invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::modulus_bits;
+
+    #[test]
+    fn modulus_bits_count_the_leading_byte_exactly() {
+        assert_eq!(modulus_bits(&[]), 0);
+        assert_eq!(modulus_bits(&[0, 0x80, 0]), 16);
+        assert_eq!(modulus_bits(&[0x01, 0xff]), 9);
+        let mut m = vec![0x01];
+        m.extend([0xff; 1024]);
+        assert_eq!(modulus_bits(&m), 8193, "x509-parser would say 8192");
+    }
 }

@@ -201,8 +201,16 @@ impl TaskRun {
         // faster. Both refuse duplicate keys (see `StrictValue`).
         let StrictValue(raw) = match serde_json::from_str(text) {
             Ok(value) => value,
-            Err(_) => serde_yaml_ng::from_str(text).map_err(Error::Syntax)?,
+            Err(_) => {
+                let StrictValue(value) = serde_yaml_ng::from_str(text).map_err(Error::Syntax)?;
+                // YAML readers that apply merge keys would see other values than we do.
+                if has_merge_key(&value) {
+                    return Err(not_taskrun("YAML merge keys (<<) are not accepted"));
+                }
+                StrictValue(value)
+            }
         };
+        require_objects(&raw)?;
         let raw: RawTaskRun = serde_json::from_value(raw).map_err(|e| Error::NotTaskRun {
             problem: e.to_string(),
         })?;
@@ -247,7 +255,11 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
         Ok(StrictValue(v.into()))
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<StrictValue, E> {
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<StrictValue, E> {
+        // JSON has no infinities or NaN; YAML's would silently become null.
+        if !v.is_finite() {
+            return Err(E::custom("non-finite numbers are not accepted"));
+        }
         Ok(StrictValue(v.into()))
     }
 
@@ -329,6 +341,42 @@ struct RawResult {
     #[serde(rename = "type", default)]
     declared_type: Option<String>,
     value: serde_json::Value,
+}
+
+/// serde reads a struct from an array too (positionally); a TaskRun's parts must be
+/// objects, as Kubernetes writes them.
+fn require_objects(doc: &serde_json::Value) -> Result<(), Error> {
+    use serde_json::Value;
+    let object_or_absent =
+        |v: Option<&Value>| matches!(v, None | Some(Value::Object(_) | Value::Null));
+    let Value::Object(top) = doc else {
+        return Err(not_taskrun("the document is not an object"));
+    };
+    if !matches!(top.get("metadata"), Some(Value::Object(_))) {
+        return Err(not_taskrun("metadata is not an object"));
+    }
+    let status = top.get("status");
+    if !object_or_absent(status) {
+        return Err(not_taskrun("status is not an object"));
+    }
+    for list in ["results", "taskResults"] {
+        if let Some(Value::Array(items)) = status.and_then(|s| s.get(list))
+            && !items.iter().all(Value::is_object)
+        {
+            return Err(not_taskrun(format!(
+                "status.{list} holds an entry that is not an object"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn has_merge_key(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Object(map) => map.contains_key("<<") || map.values().any(has_merge_key),
+        serde_json::Value::Array(items) => items.iter().any(has_merge_key),
+        _ => false,
+    }
 }
 
 fn not_taskrun(problem: impl Into<String>) -> Error {
@@ -470,11 +518,14 @@ mod tests {
 
     #[test]
     fn each_kind_of_bad_input_gets_its_own_code() {
-        let cases: [(&[u8], &str); 8] = [
+        let cases: [(&[u8], &str); 11] = [
             (b"  \n", "input.empty"),
             (b"{\"a\":", "input.syntax"),
             (br#"{"kind":"TaskRun","kind":"TaskRun"}"#, "input.syntax"),
             (b"kind: TaskRun\nkind: TaskRun\n", "input.syntax"),
+            (br#"["tekton.dev/v1","TaskRun",{"name":"p"}]"#, "input.not-taskrun"),
+            (b"apiVersion: tekton.dev/v1\nkind: TaskRun\nmetadata: {name: a, <<: {namespace: prod}}\n", "input.not-taskrun"),
+            (b"apiVersion: tekton.dev/v1\nkind: TaskRun\nmetadata: {name: a, namespace: .nan}\n", "input.syntax"),
             (b"[1,2]", "input.not-taskrun"),
             (br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"}}"#, "input.not-taskrun"),
             (br#"{"apiVersion":"tekton.dev/v1","kind":"TaskRun","metadata":{"name":"p"},"status":{"results":[{"name":"a","value":1}]}}"#, "input.not-taskrun"),

@@ -129,6 +129,8 @@ class CertSpec:
     key_usage: KeyUsageBits | None = None
     server_client_eku: bool = False
     key_kind: str = "p256"  # p256 | p384 | rsa2048 | rsa1024 (too short: a bad variant)
+    signature_hash: str = "sha256"  # the hash the issuer signs this certificate with
+    extra_extensions: list = field(default_factory=list)  # (extension, critical) pairs
 
 
 def _make_key(spec: CertSpec):
@@ -145,6 +147,9 @@ def _make_key(spec: CertSpec):
 
 def _serial(label: str) -> int:
     return (_seed("serial/" + label) >> 97) | 1  # positive, < 2**159, never zero
+
+
+_HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
 
 
 def issue(spec: CertSpec, issuer: Credential | None) -> Credential:
@@ -173,9 +178,12 @@ def issue(spec: CertSpec, issuer: Credential | None) -> Credential:
         builder = builder.add_extension(
             x509.SubjectAlternativeName([x509.UniformResourceIdentifier(u) for u in spec.uris]),
             critical=False)
+    for extension, critical in spec.extra_extensions:
+        builder = builder.add_extension(extension, critical=critical)
     # RFC 6979 ECDSA keeps the certificate bytes identical across regenerations.
     deterministic = True if isinstance(signer_key, ec.EllipticCurvePrivateKey) else None
-    cert = builder.sign(signer_key, hashes.SHA256(), ecdsa_deterministic=deterministic)
+    cert = builder.sign(signer_key, _HASHES[spec.signature_hash](),
+                        ecdsa_deterministic=deterministic)
     return Credential(cert, key)
 
 
@@ -199,21 +207,26 @@ def taskrun_spiffe_id(namespace: str, name: str, trust_domain: str = TRUST_DOMAI
 
 
 def root_ca(label: str, not_before: str, not_after: str,
-            trust_domain: str = TRUST_DOMAIN) -> Credential:
-    """A self-signed SPIRE-style root CA."""
+            trust_domain: str = TRUST_DOMAIN, key_kind: str = "p256",
+            signature_hash: str = "sha256") -> Credential:
+    """A self-signed SPIRE-style root CA (P-256 unless told otherwise)."""
     return issue(CertSpec(label=label, subject=ca_subject(label), not_before=utc(not_before),
                           not_after=utc(not_after), uris=[f"spiffe://{trust_domain}"],
-                          is_ca=True, key_usage=CA_USAGE), None)
+                          is_ca=True, key_usage=CA_USAGE, key_kind=key_kind,
+                          signature_hash=signature_hash), None)
 
 
 def intermediate_ca(label: str, parent: Credential, not_before: str, not_after: str,
-                    is_ca: bool = True, trust_domain: str = TRUST_DOMAIN) -> Credential:
-    """A SPIRE-style intermediate (as with an UpstreamAuthority); is_ca=False is a bad variant."""
+                    is_ca: bool = True, trust_domain: str = TRUST_DOMAIN,
+                    key_kind: str = "p256", signature_hash: str = "sha256") -> Credential:
+    """A SPIRE-style intermediate (as with an UpstreamAuthority); is_ca=False is a bad variant.
+    signature_hash is the hash the parent signs it with."""
     subject = x509.Name(list(ca_subject(label)) + [
         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "DOWNSTREAM-1")])
     return issue(CertSpec(label=label, subject=subject, not_before=utc(not_before),
                           not_after=utc(not_after), uris=[f"spiffe://{trust_domain}"],
-                          is_ca=is_ca, key_usage=CA_USAGE), parent)
+                          is_ca=is_ca, key_usage=CA_USAGE, key_kind=key_kind,
+                          signature_hash=signature_hash), parent)
 
 
 def svid_spec(label: str, spiffe_id: str, not_before: str, not_after: str, **knobs) -> CertSpec:

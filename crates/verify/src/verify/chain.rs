@@ -135,6 +135,10 @@ pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
     if !rest.is_empty() {
         return Err("trailing bytes after the certificate".into());
     }
+    // The same extension twice is ambiguous (which one counts?): refuse it.
+    cert.tbs_certificate
+        .extensions_map()
+        .map_err(|e| format!("an extension appears twice: {e}"))?;
     // Reject extensions that fail to parse rather than skipping them.
     for ext in cert.extensions() {
         match ext.parsed_extension() {

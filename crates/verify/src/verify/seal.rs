@@ -39,7 +39,16 @@ pub(super) fn verify(
 
     // 3. Signing time within the run.
     let signed_at = seal.signed_at();
-    if signed_at < run.start - policy.clock_skew || signed_at > run.completion + policy.clock_skew {
+    // Checked: a bound beyond the representable range (year 9999 and skew) is no bound.
+    let too_early = run
+        .start
+        .checked_sub(policy.clock_skew)
+        .is_some_and(|earliest| signed_at < earliest);
+    let too_late = run
+        .completion
+        .checked_add(policy.clock_skew)
+        .is_some_and(|latest| signed_at > latest);
+    if too_early || too_late {
         return Err(Rejection::SignedOutsideRun {
             signed_at,
             start: run.start,
