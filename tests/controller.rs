@@ -278,7 +278,7 @@ async fn an_entry_follows_its_pod_from_scheduling_to_completion() {
             .spec
             .selectors
             .iter()
-            .map(|s| format!("{}:{}", s.kind(), s.value()))
+            .map(ToString::to_string)
             .collect();
         assert_eq!(
             selectors,

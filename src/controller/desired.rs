@@ -255,7 +255,7 @@ mod tests {
         let selectors: Vec<String> = spec
             .selectors
             .iter()
-            .map(|s| format!("{}:{}", s.kind(), s.value()))
+            .map(ToString::to_string)
             .collect();
         assert_eq!(
             selectors,
@@ -358,7 +358,7 @@ mod tests {
         let selectors: Vec<String> = alias
             .selectors
             .iter()
-            .map(|s| format!("{}:{}", s.kind(), s.value()))
+            .map(ToString::to_string)
             .collect();
         assert_eq!(
             selectors,
