@@ -199,9 +199,7 @@ pub async fn run(config: &Config) -> Result<Signed, Error> {
         }
         Output::Tekton => tekton_files(&signer, &results, &chain)?,
     };
-    for (name, value) in &files {
-        dir.write_result(name, value)?;
-    }
+    dir.write_results(&files)?;
     Ok(Signed {
         spiffe_id,
         results: names,

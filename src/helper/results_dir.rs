@@ -262,31 +262,49 @@ impl ResultsDir {
         Ok(names)
     }
 
-    /// Writes a result atomically: a temporary file in the same directory, flushed to
-    /// disk, then renamed over the final name, so a reader sees all of it or nothing.
-    pub(super) fn write_result(&self, name: &str, value: &str) -> Result<(), ResultsDirError> {
-        let path = self.path.join(name);
-        let temp = self
-            .path
-            .join(format!(".{name}.tmp-{}", std::process::id()));
-        let write_error = |source| ResultsDirError::Write {
-            path: path.clone(),
+    /// Writes results atomically: each to a temporary file in the same directory,
+    /// flushed to disk, then all renamed over their final names and the directory flushed
+    /// once, so a reader sees each result whole or not at all.
+    pub(super) fn write_results(
+        &self,
+        results: &[(String, String)],
+    ) -> Result<(), ResultsDirError> {
+        let temp = |name: &str| {
+            self.path
+                .join(format!(".{name}.tmp-{}", std::process::id()))
+        };
+        let write_error = |name: &str, source| ResultsDirError::Write {
+            path: self.path.join(name),
             source,
         };
-        let result = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)?;
-            file.write_all(value.as_bytes())?;
-            file.sync_all()?;
-            fs::rename(&temp, &path)?;
-            File::open(&self.path)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&temp);
+        let cleanup = || {
+            for (name, _) in results {
+                let _ = fs::remove_file(temp(name));
+            }
+        };
+        for (name, value) in results {
+            let written = (|| {
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(temp(name))?;
+                file.write_all(value.as_bytes())?;
+                file.sync_all()
+            })();
+            if let Err(source) = written {
+                cleanup();
+                return Err(write_error(name, source));
+            }
         }
-        result.map_err(write_error)
+        for (name, _) in results {
+            if let Err(source) = fs::rename(temp(name), self.path.join(name)) {
+                cleanup();
+                return Err(write_error(name, source));
+            }
+        }
+        File::open(&self.path)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|source| write_error(".", source))
     }
 }
 
@@ -346,7 +364,8 @@ mod tests {
     fn a_written_result_leaves_no_temporary_file() {
         let dir = tempfile::tempdir().unwrap();
         let rd = ResultsDir::open(dir.path()).unwrap();
-        rd.write_result("SEAL", "value").unwrap();
+        rd.write_results(&[("SEAL".into(), "value".into())])
+            .unwrap();
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
