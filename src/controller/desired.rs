@@ -252,11 +252,7 @@ mod tests {
             spec.parent_id.to_string(),
             "spiffe://example.org/tekton-node/node-1"
         );
-        let selectors: Vec<String> = spec
-            .selectors
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let selectors: Vec<String> = spec.selectors.iter().map(ToString::to_string).collect();
         assert_eq!(
             selectors,
             [
@@ -355,11 +351,7 @@ mod tests {
             alias.parent_id.to_string(),
             "spiffe://example.org/spire/server"
         );
-        let selectors: Vec<String> = alias
-            .selectors
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let selectors: Vec<String> = alias.selectors.iter().map(ToString::to_string).collect();
         assert_eq!(
             selectors,
             ["k8s_psat:agent_node_name:node-a", "k8s_psat:cluster:prod"]
