@@ -190,7 +190,12 @@ impl EntrySync {
             }
             let span = tracing::info_span!("entry_pass");
             let started = tokio::time::Instant::now();
-            let result = tracing::Instrument::instrument(self.pass(), span).await;
+            // A pass may take minutes (thousands of creates on a cold start); stopping in
+            // the middle of one is safe, since the next start repeats it.
+            let result = tokio::select! {
+                () = shutdown.cancelled() => return,
+                result = tracing::Instrument::instrument(self.pass(), span) => result,
+            };
             match result {
                 Ok(report) => {
                     if failures > 0 {

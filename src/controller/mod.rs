@@ -198,7 +198,8 @@ async fn run_as_leader(
             Api::<Pod>::all(client.clone()),
             watcher::Config::default().labels(TASKRUN_LABEL),
         )
-        .default_backoff(),
+        .default_backoff()
+        .modify(trim),
     );
     let taskrun_writer: Writer<DynamicObject> = Writer::new(taskruns.clone());
     let taskrun_store = taskrun_writer.as_reader();
@@ -208,7 +209,8 @@ async fn run_as_leader(
             Api::<DynamicObject>::all_with(client.clone(), &taskruns),
             watcher::Config::default(),
         )
-        .default_backoff(),
+        .default_backoff()
+        .modify(trim),
     );
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -262,6 +264,15 @@ async fn run_as_leader(
         );
     }
     Ok(())
+}
+
+/// Drops what no pass reads before an object enters a cache: managed fields and the
+/// last-applied annotation are often the largest part of a small object.
+fn trim<K: kube::Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+    if let Some(annotations) = object.meta_mut().annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }
 
 /// Drives a reflector stream (which fills its cache) and turns every event into a

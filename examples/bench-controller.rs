@@ -1,0 +1,1205 @@
+//! The controller benchmark's driver: run by scripts/bench-controller.sh, which builds
+//! everything, starts etcd and kube-apiserver and installs the CRDs. This program starts
+//! private SPIRE servers, the controller and spire-controller-manager, creates TaskRuns
+//! and pods, watches the servers' entries and prints one table.
+//! docs/controller-benchmark.md says what each number means.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    reason = "a benchmark driver, not library code"
+)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+    PostParams,
+};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, ResourceExt as _};
+use serde_json::json;
+use tekton_spire::spire::{Client as SpireClient, ClientConfig, Endpoint, ListFilter};
+use tekton_spire_testbed::kube::{create_namespace, taskruns};
+use tekton_spire_testbed::spire::{Propagation, Spire};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// The admin kubeconfig of the API server (scripts/kube-local.sh).
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// The `tekton-spire` binary.
+    #[arg(long)]
+    controller: PathBuf,
+    /// Where configs and logs go.
+    #[arg(long)]
+    work: PathBuf,
+    /// Burst size.
+    #[arg(long, default_value_t = 1000)]
+    pods: usize,
+    /// Node objects the pods are spread over.
+    #[arg(long, default_value_t = 10)]
+    nodes: usize,
+    /// Pods of the full-reconcile phase.
+    #[arg(long, default_value_t = 10_000)]
+    reconcile_pods: usize,
+    /// API requests in flight while creating TaskRuns and pods.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Pause between two lists of the server's entries during a burst.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    poll_pause: Duration,
+    /// The spire-controller-manager binary; without it that column stays empty.
+    #[arg(long)]
+    scm: Option<PathBuf>,
+    #[arg(long, default_value = "")]
+    scm_version: String,
+}
+
+const SCM_ENTRY_PREFIX: &str = "scm";
+const BURST_DEADLINE: Duration = Duration::from_secs(600);
+const STEADY_SAMPLES: usize = 5;
+
+// ---------------------------------------------------------------------------------------
+// Processes whose stderr lines are timestamped on arrival.
+
+struct Logged {
+    name: &'static str,
+    child: Child,
+    spawned: Instant,
+    lines: Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+impl Logged {
+    fn spawn(name: &'static str, mut cmd: Command, log: &Path) -> anyhow::Result<Self> {
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let spawned = Instant::now();
+        let mut child = cmd.spawn().with_context(|| format!("starting {name}"))?;
+        // scripts/bench-controller.sh stops these if the driver dies first.
+        if let Some(dir) = log.parent() {
+            let mut pids = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("pids"))?;
+            writeln!(pids, "{}", child.id())?;
+        }
+        let stderr = child.stderr.take().context("no stderr pipe")?;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let now = Instant::now();
+                let _ = writeln!(file, "{line}");
+                sink.lock().unwrap().push((now, line));
+            }
+        });
+        Ok(Self {
+            name,
+            child,
+            spawned,
+            lines,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn len(&self) -> usize {
+        self.lines.lock().unwrap().len()
+    }
+
+    fn lines_from(&self, from: usize) -> Vec<(Instant, String)> {
+        self.lines.lock().unwrap()[from..].to_vec()
+    }
+
+    /// Peak resident set size so far, from /proc/PID/status.
+    fn vm_hwm_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Waits for the first line at or after index `from` that `pred` accepts.
+    async fn wait_line(
+        &mut self,
+        from: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<(usize, Instant, String)> {
+        let deadline = Instant::now() + timeout;
+        let mut next = from;
+        loop {
+            {
+                let lines = self.lines.lock().unwrap();
+                for (i, (at, line)) in lines.iter().enumerate().skip(next) {
+                    if pred(line) {
+                        return Ok((i, *at, line.clone()));
+                    }
+                }
+                next = lines.len();
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "{} exited ({status}) while waiting for a log line",
+                    self.name
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not log the awaited line within {timeout:?}",
+                    self.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after 15 s.
+    fn stop(&mut self) -> anyhow::Result<()> {
+        if self.child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                eprintln!("bench: {} ignored SIGTERM; killing it", self.name);
+                self.child.kill()?;
+                self.child.wait()?;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// Lines at WARN or ERROR level (either log format).
+    fn problems(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, l)| {
+                l.contains("\"level\":\"WARN\"")
+                    || l.contains("\"level\":\"ERROR\"")
+                    || l.contains("\tERROR\t")
+                    || l.contains("\tWARN\t")
+                    || l.contains("panic")
+            })
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Statistics.
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    // Nearest rank.
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn secs(d: Duration) -> String {
+    if d >= Duration::from_secs(10) {
+        format!("{:.1} s", d.as_secs_f64())
+    } else if d >= Duration::from_secs(1) {
+        format!("{:.2} s", d.as_secs_f64())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or_else(
+        || "n/a".to_owned(),
+        |k| format!("{:.1} MiB", k as f64 / 1024.0),
+    )
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------
+// Kubernetes objects.
+
+async fn retry<T, F, Fut>(what: &str, mut call: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(kube::Error::Api(status))
+                if status.code != 429 && (400..500).contains(&status.code) =>
+            {
+                bail!("{what}: {status:?}")
+            }
+            Err(e) if attempt < 8 => {
+                eprintln!("bench: {what} failed ({e}); retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(what.to_owned())),
+        }
+    }
+}
+
+/// Creates a TaskRun and its pod, bound to `node`, then records the pod on the TaskRun's
+/// status as Tekton does. Returns the pod's UID and the instant its create returned.
+async fn taskrun_with_pod(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    node: &str,
+) -> anyhow::Result<(String, Instant)> {
+    let trs = taskruns(client.clone(), namespace);
+    let post = PostParams::default();
+    let tr: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+        "metadata": {"name": name},
+        "spec": {"taskRef": {"name": "build"}, "timeout": "30m0s"},
+    }))?;
+    let tr = match retry("create TaskRun", || trs.create(&post, &tr)).await {
+        Ok(tr) => tr,
+        // A retried create whose first attempt went through.
+        Err(e) => trs.get(name).await.map_err(|_| e)?,
+    };
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {
+            "name": format!("{name}-pod"),
+            "labels": {"tekton.dev/taskRun": name},
+            "ownerReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": name,
+                "uid": tr.uid().unwrap_or_default(), "controller": true, "blockOwnerDeletion": true}],
+        },
+        "spec": {"nodeName": node, "containers": [{"name": "step-sign", "image": "registry.invalid/sign:1"}]},
+    }))?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let pod = match retry("create pod", || pods.create(&post, &pod)).await {
+        Ok(pod) => pod,
+        Err(e) => pods.get(&format!("{name}-pod")).await.map_err(|_| e)?,
+    };
+    let created = Instant::now();
+    let status = Patch::Merge(
+        json!({"status": {"podName": format!("{name}-pod"), "startTime": "2026-01-01T00:00:00Z"}}),
+    );
+    let patch = PatchParams::default();
+    retry("patch TaskRun status", || {
+        trs.patch_status(name, &patch, &status)
+    })
+    .await?;
+    Ok((pod.uid().unwrap_or_default(), created))
+}
+
+struct Created {
+    /// Pod UID -> instant its create returned.
+    pods: HashMap<String, Instant>,
+    started: Instant,
+    finished: Instant,
+}
+
+async fn create_many(
+    client: &Client,
+    namespace: &str,
+    count: usize,
+    nodes: usize,
+    concurrency: usize,
+) -> anyhow::Result<Created> {
+    let started = Instant::now();
+    let results: Vec<anyhow::Result<(String, Instant)>> = futures::stream::iter(0..count)
+        .map(|i| {
+            let client = client.clone();
+            async move {
+                taskrun_with_pod(
+                    &client,
+                    namespace,
+                    &format!("build-{i:05}"),
+                    &format!("node-{}", i % nodes),
+                )
+                .await
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut pods = HashMap::with_capacity(count);
+    for r in results {
+        let (uid, at) = r?;
+        pods.insert(uid, at);
+    }
+    Ok(Created {
+        pods,
+        started,
+        finished: Instant::now(),
+    })
+}
+
+/// Deletes every pod (grace period 0: no kubelet will confirm) and TaskRun of `namespace`.
+async fn empty_namespace(client: &Client, namespace: &str) -> anyhow::Result<()> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    pods.delete_collection(
+        &DeleteParams::default().grace_period(0),
+        &ListParams::default(),
+    )
+    .await?;
+    taskruns(client.clone(), namespace)
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await?;
+    Ok(())
+}
+
+fn cluster_spiffe_id_api(client: &Client) -> Api<DynamicObject> {
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("spire.spiffe.io", "v1alpha1", "ClusterSPIFFEID"),
+        "clusterspiffeids",
+    );
+    Api::all_with(client.clone(), &ar)
+}
+
+/// The ClusterSPIFFEID equivalent to the controller's entries: same SPIFFE ID, the same
+/// four selectors (SCM always adds k8s:pod-uid), the same TTL; parent from SCM's
+/// parentIDTemplate (see `scm_config`).
+async fn create_cluster_spiffe_id(
+    client: &Client,
+    name: &str,
+    namespace: &str,
+) -> anyhow::Result<()> {
+    let object: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "spire.spiffe.io/v1alpha1", "kind": "ClusterSPIFFEID",
+        "metadata": {"name": name},
+        "spec": {
+            "spiffeIDTemplate": "spiffe://{{ .TrustDomain }}/ns/{{ .PodMeta.Namespace }}/taskrun/{{ index .PodMeta.Labels \"tekton.dev/taskRun\" }}",
+            "podSelector": {"matchExpressions": [{"key": "tekton.dev/taskRun", "operator": "Exists"}]},
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            "workloadSelectorTemplates": [
+                "k8s:ns:{{ .PodMeta.Namespace }}",
+                "k8s:pod-name:{{ .PodMeta.Name }}",
+                "k8s:container-name:step-sign",
+            ],
+            "ttl": "30m",
+            "hint": "scm-bench",
+        },
+    }))?;
+    cluster_spiffe_id_api(client)
+        .create(&PostParams::default(), &object)
+        .await
+        .context("creating the ClusterSPIFFEID (are spire-controller-manager's CRDs installed?)")?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// SPIRE.
+
+async fn spire_start() -> anyhow::Result<(Spire, SpireClient)> {
+    let spire = tokio::task::spawn_blocking(|| Spire::start(Propagation::Default)).await??;
+    let client = SpireClient::connect(
+        Endpoint::AdminSocket(spire.server_socket().to_owned()),
+        ClientConfig::default().call_timeout(Duration::from_secs(60)),
+    )
+    .await?;
+    Ok((spire, client))
+}
+
+fn pod_uid_of(entry: &tekton_spire::spire::Entry) -> Option<String> {
+    entry
+        .spec
+        .selectors
+        .iter()
+        .find(|s| s.kind() == "k8s" && s.value().starts_with("pod-uid:"))
+        .map(|s| s.value().trim_start_matches("pod-uid:").to_owned())
+}
+
+#[derive(Default)]
+struct Polls {
+    /// Pod UID -> completion of the first list that contained its entry.
+    first_seen: HashMap<String, Instant>,
+    /// Time between the completions of consecutive lists.
+    intervals: Vec<Duration>,
+    /// Duration of each list.
+    list_times: Vec<Duration>,
+    errors: usize,
+}
+
+/// Lists every entry of the server in a loop until cancelled.
+async fn poll_entries(
+    spire: SpireClient,
+    pause: Duration,
+    polls: Arc<Mutex<Polls>>,
+    cancel: CancellationToken,
+) {
+    let mut last: Option<Instant> = None;
+    while !cancel.is_cancelled() {
+        let sent = Instant::now();
+        let listed = spire.list_entries(&ListFilter::default()).await;
+        let done = Instant::now();
+        {
+            let mut p = polls.lock().unwrap();
+            match listed {
+                Ok(entries) => {
+                    for e in &entries {
+                        if let Some(uid) = pod_uid_of(e) {
+                            p.first_seen.entry(uid).or_insert(done);
+                        }
+                    }
+                    p.list_times.push(done - sent);
+                    if let Some(last) = last {
+                        p.intervals.push(done - last);
+                    }
+                    last = Some(done);
+                }
+                Err(_) => p.errors += 1,
+            }
+        }
+        // Never keep the server busier with lists than half the time.
+        let pause = pause.max(done - sent);
+        tokio::select! {
+            () = cancel.cancelled() => {}
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+async fn count_by_hint(spire: &SpireClient, hint: &str) -> anyhow::Result<u64> {
+    Ok(spire
+        .count_entries(&ListFilter::default().by_hint(hint.to_owned()))
+        .await?)
+}
+
+/// Waits until a pass logged by `proc` has left `want` entries with `hint` on the server;
+/// returns when that pass's closing line arrived. The server is asked only once per pass:
+/// CountEntries with a filter reads every matching entry (SPIRE v1.13's sqlstore), so
+/// polling it would load the very server being measured.
+async fn wait_converged(
+    proc: &mut Logged,
+    which: Which,
+    spire: &SpireClient,
+    hint: &str,
+    want: u64,
+    timeout: Duration,
+) -> anyhow::Result<Instant> {
+    let deadline = Instant::now() + timeout;
+    let mut next = 0;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (i, at, _) = proc.wait_line(next, left, pass_end(which)).await?;
+        next = i + 1;
+        let n = count_by_hint(spire, hint).await?;
+        if n >= want {
+            return Ok(at);
+        }
+        eprintln!("bench: a pass ended with {n} of {want} entries; waiting for the next");
+    }
+}
+
+/// The line that closes a pass: ours logs "entry pass" when it changed something, SCM
+/// logs "Reconciliation finished" (at V(2)) after every pass.
+fn pass_end(which: Which) -> fn(&str) -> bool {
+    match which {
+        Which::Ours => |l: &str| l.contains("\"entry pass\""),
+        Which::Scm => |l: &str| l.contains("Reconciliation finished"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The two controllers.
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Ours,
+    Scm,
+}
+
+struct Ctx {
+    args: Args,
+    client: Client,
+}
+
+impl Ctx {
+    fn spawn(&self, which: Which, spire: &Spire, tag: &str) -> anyhow::Result<Logged> {
+        match which {
+            Which::Ours => {
+                let config = self.args.work.join(format!("controller-{tag}.yaml"));
+                std::fs::write(
+                    &config,
+                    format!(
+                        "spire-trust-domain: {}\nspire-server-socket: {}\n",
+                        spire.trust_domain(),
+                        spire.server_socket().display()
+                    ),
+                )?;
+                let mut cmd = Command::new(&self.args.controller);
+                cmd.args(["controller", "--log-format", "json", "--config"])
+                    .arg(&config)
+                    .env("KUBECONFIG", &self.args.kubeconfig)
+                    .env("RUST_LOG", "info");
+                Logged::spawn(
+                    "tekton-spire controller",
+                    cmd,
+                    &self.args.work.join(format!("controller-{tag}.log")),
+                )
+            }
+            Which::Scm => {
+                let config = self.args.work.join(format!("scm-{tag}.yaml"));
+                std::fs::write(&config, scm_config(spire))?;
+                let mut cmd = Command::new(self.args.scm.as_ref().context("no --scm")?);
+                // -zap-log-level=2 enables its V(2) lines "Starting reconciliation" and
+                // "Reconciliation finished", which time its passes.
+                cmd.arg("-config")
+                    .arg(&config)
+                    .arg("-zap-log-level=2")
+                    .env("KUBECONFIG", &self.args.kubeconfig)
+                    .env("ENABLE_WEBHOOKS", "false");
+                Logged::spawn(
+                    "spire-controller-manager",
+                    cmd,
+                    &self.args.work.join(format!("scm-{tag}.log")),
+                )
+            }
+        }
+    }
+
+    /// Waits until the controller is ready to react: its watch caches are filled (ours)
+    /// or its first reconciliation finished (SCM).
+    async fn wait_ready(&self, which: Which, proc: &mut Logged) -> anyhow::Result<Instant> {
+        let (_, at, _) = match which {
+            Which::Ours => {
+                proc.wait_line(0, Duration::from_secs(120), |l| {
+                    l.contains("watch caches filled")
+                })
+                .await?
+            }
+            Which::Scm => {
+                proc.wait_line(0, Duration::from_secs(120), |l| {
+                    l.contains("Reconciliation finished")
+                })
+                .await?
+            }
+        };
+        Ok(at)
+    }
+}
+
+fn scm_config(spire: &Spire) -> String {
+    format!(
+        r#"apiVersion: spire.spiffe.io/v1alpha1
+kind: ControllerManagerConfig
+metrics:
+  bindAddress: "0"
+health:
+  healthProbeBindAddress: "0"
+leaderElection:
+  leaderElect: false
+clusterName: bench
+clusterDomain: cluster.local
+trustDomain: {td}
+spireServerSocketPath: {socket}
+entryIDPrefix: {SCM_ENTRY_PREFIX}
+# The controller's parent: spiffe://<td>/tekton-node/<node> (SCM's default would be the
+# k8s_psat agent ID spiffe://<td>/spire/agent/k8s_psat/<cluster>/<node UID>).
+parentIDTemplate: "spiffe://{{{{ .TrustDomain }}}}/tekton-node/{{{{ .NodeMeta.Name }}}}"
+ignoreNamespaces: [kube-system, kube-public]
+reconcile:
+  clusterSPIFFEIDs: true
+"#,
+        td = spire.trust_domain(),
+        socket = spire.server_socket().display(),
+    )
+}
+
+/// An SCM pass: from "Starting reconciliation" to the next "Reconciliation finished".
+fn scm_passes(lines: &[(Instant, String)]) -> Vec<(Instant, Duration)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (at, line) in lines {
+        if line.contains("Starting reconciliation") && line.contains("entry-reconciler") {
+            start = Some(*at);
+        } else if line.contains("Reconciliation finished")
+            && line.contains("entry-reconciler")
+            && let Some(s) = start.take()
+        {
+            out.push((s, *at - s));
+        }
+    }
+    out
+}
+
+/// Our passes that changed something: (arrival, elapsed_ms, created, deleted).
+fn our_passes(lines: &[(Instant, String)]) -> Vec<(Instant, Duration, u64, u64)> {
+    lines
+        .iter()
+        .filter_map(|(at, line)| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            if v.get("message")?.as_str()? != "entry pass" {
+                return None;
+            }
+            let field = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+            Some((
+                *at,
+                Duration::from_millis(field("elapsed_ms")),
+                field("created"),
+                field("deleted"),
+            ))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Phases.
+
+#[derive(Default)]
+struct Burst {
+    pods: usize,
+    created_in: Duration,
+    all_in: Option<Duration>,
+    missing: usize,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    poll_p50: Duration,
+    poll_max: Duration,
+    /// Share of the burst during which a list of the poller was in flight.
+    poll_busy: f64,
+    passes: usize,
+    longest_pass: Duration,
+    hwm_kib: Option<u64>,
+    problems: Vec<String>,
+}
+
+async fn burst(ctx: &Ctx, which: Which) -> anyhow::Result<Burst> {
+    let tag = match which {
+        Which::Ours => "ours",
+        Which::Scm => "scm",
+    };
+    eprintln!("bench: burst of {} pods, {tag}", ctx.args.pods);
+    let (spire, spire_client) = spire_start().await?;
+    let namespace = create_namespace(ctx.client.clone(), &format!("burst-{tag}-")).await?;
+    if which == Which::Scm {
+        create_cluster_spiffe_id(&ctx.client, "bench-burst", &namespace).await?;
+    }
+    let mut proc = ctx.spawn(which, &spire, &format!("burst-{}", ctx.args.pods))?;
+    ctx.wait_ready(which, &mut proc).await?;
+    // Let the first pass (or SCM's informers) settle before the clock starts.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let log_mark = proc.len();
+
+    let polls = Arc::new(Mutex::new(Polls::default()));
+    let cancel = CancellationToken::new();
+    let poller = tokio::spawn(poll_entries(
+        spire_client.clone(),
+        ctx.args.poll_pause,
+        Arc::clone(&polls),
+        cancel.clone(),
+    ));
+    let created = create_many(
+        &ctx.client,
+        &namespace,
+        ctx.args.pods,
+        ctx.args.nodes,
+        ctx.args.concurrency,
+    )
+    .await?;
+    let deadline = Instant::now() + BURST_DEADLINE;
+    loop {
+        let seen = {
+            let p = polls.lock().unwrap();
+            created
+                .pods
+                .keys()
+                .filter(|uid| p.first_seen.contains_key(*uid))
+                .count()
+        };
+        if seen == created.pods.len() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cancel.cancel();
+    poller.await?;
+    // Let a pass that is still running finish and log.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The poller has stopped: take its records.
+    let p = std::mem::take(&mut *polls.lock().unwrap());
+    let mut latencies: Vec<Duration> = created
+        .pods
+        .iter()
+        .filter_map(|(uid, at)| {
+            p.first_seen
+                .get(uid)
+                .map(|seen| seen.saturating_duration_since(*at))
+        })
+        .collect();
+    latencies.sort();
+    let missing = created.pods.len() - latencies.len();
+    let last_seen = created
+        .pods
+        .keys()
+        .filter_map(|uid| p.first_seen.get(uid))
+        .max()
+        .copied();
+    let mut intervals = p.intervals.clone();
+    intervals.sort();
+    let lines = proc.lines_from(log_mark);
+    let (passes, longest_pass) = match which {
+        Which::Ours => {
+            let passes = our_passes(&lines);
+            (
+                passes.len(),
+                passes.iter().map(|p| p.1).max().unwrap_or_default(),
+            )
+        }
+        Which::Scm => {
+            let passes = scm_passes(&lines);
+            (
+                passes.len(),
+                passes.iter().map(|p| p.1).max().unwrap_or_default(),
+            )
+        }
+    };
+    let result = Burst {
+        pods: created.pods.len(),
+        created_in: created.finished - created.started,
+        all_in: (missing == 0)
+            .then(|| last_seen.map(|l| l - created.started))
+            .flatten(),
+        missing,
+        p50: percentile(&latencies, 50.0),
+        p99: percentile(&latencies, 99.0),
+        max: latencies.last().copied().unwrap_or_default(),
+        poll_p50: percentile(&intervals, 50.0),
+        poll_max: intervals.last().copied().unwrap_or_default(),
+        poll_busy: {
+            let busy: Duration = p.list_times.iter().sum();
+            let span: Duration = p.intervals.iter().sum::<Duration>()
+                + p.list_times.first().copied().unwrap_or_default();
+            if span.is_zero() {
+                0.0
+            } else {
+                busy.as_secs_f64() / span.as_secs_f64()
+            }
+        },
+        passes,
+        longest_pass,
+        hwm_kib: proc.vm_hwm_kib(),
+        problems: proc.problems(),
+    };
+    proc.stop()?;
+    if which == Which::Scm {
+        cluster_spiffe_id_api(&ctx.client)
+            .delete("bench-burst", &DeleteParams::default())
+            .await?;
+    }
+    empty_namespace(&ctx.client, &namespace).await?;
+    drop(spire);
+    eprintln!(
+        "bench: {tag} burst done: {} pods, all entries after {:?}, {} missing",
+        result.pods, result.all_in, result.missing
+    );
+    Ok(result)
+}
+
+#[derive(Default)]
+struct Reconcile {
+    /// Controller start to every entry on the server (created from nothing).
+    initial: Option<Duration>,
+    /// The first pass's own duration (ours: elapsed_ms; SCM: its V(2) lines).
+    initial_pass: Option<Duration>,
+    /// Steady-state passes over all entries.
+    steady: Vec<Duration>,
+    /// Restart (with all entries present and one deleted) to converged.
+    restart: Option<Duration>,
+    hwm_kib: Option<u64>,
+    problems: Vec<String>,
+}
+
+async fn reconcile(ctx: &Ctx, which: Which, namespace: &str) -> anyhow::Result<Reconcile> {
+    let n = ctx.args.reconcile_pods;
+    let (tag, hint) = match which {
+        Which::Ours => ("ours", "tekton-spire"),
+        Which::Scm => ("scm", "scm-bench"),
+    };
+    eprintln!("bench: full reconcile of {n} entries, {tag}");
+    let (spire, spire_client) = spire_start().await?;
+    if which == Which::Scm {
+        create_cluster_spiffe_id(&ctx.client, "bench-reconcile", namespace).await?;
+    }
+    let mut out = Reconcile::default();
+
+    // 1. From nothing: start with n pods and no entries.
+    let mut proc = ctx.spawn(which, &spire, &format!("reconcile-{n}"))?;
+    let all = wait_converged(
+        &mut proc,
+        which,
+        &spire_client,
+        hint,
+        n as u64,
+        Duration::from_secs(3600),
+    )
+    .await?;
+    out.initial = Some(all - proc.spawned);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    out.initial_pass = match which {
+        Which::Ours => our_passes(&proc.lines_from(0)).iter().map(|p| p.1).max(),
+        Which::Scm => scm_passes(&proc.lines_from(0)).iter().map(|p| p.1).max(),
+    };
+    eprintln!("bench: {tag}: {n} entries after {:?}", out.initial);
+
+    // 2. Steady state: passes over n entries with nothing (ours: one entry) to do.
+    let entries = spire_client
+        .list_entries(&ListFilter::default().by_hint(hint.to_owned()))
+        .await?;
+    let mut victims = entries.iter().map(|e| e.spec.id.clone());
+    match which {
+        Which::Ours => {
+            // A pass that changes nothing logs nothing: delete one entry behind the
+            // controller's back; the next periodic pass (every 10 s) lists all n, finds
+            // it missing, recreates it and logs its elapsed time.
+            for _ in 0..STEADY_SAMPLES {
+                let mark = proc.len();
+                let victim = victims.next().context("no entry to delete")?;
+                spire_client.batch_delete(&[victim]).await?;
+                let (_, _, line) = proc
+                    .wait_line(mark, Duration::from_secs(60), |l| {
+                        l.contains("\"entry pass\"")
+                    })
+                    .await?;
+                let v: serde_json::Value = serde_json::from_str(&line)?;
+                let ms = v
+                    .get("elapsed_ms")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0);
+                out.steady.push(Duration::from_millis(ms));
+            }
+        }
+        Which::Scm => {
+            // SCM times every pass at V(2); take the next periodic ones (every 10 s).
+            let mark = proc.len();
+            let mut next = mark;
+            while out.steady.len() < STEADY_SAMPLES {
+                let (i, _, _) = proc
+                    .wait_line(next, Duration::from_secs(60), |l| {
+                        l.contains("Reconciliation finished")
+                    })
+                    .await?;
+                next = i + 1;
+                out.steady = scm_passes(&proc.lines_from(mark))
+                    .into_iter()
+                    .map(|p| p.1)
+                    .collect();
+            }
+        }
+    }
+    out.hwm_kib = proc.vm_hwm_kib();
+    out.problems = proc.problems();
+    proc.stop()?;
+
+    // 3. Restart with all n present but one: start to converged.
+    let victim = victims.next().context("no entry to delete")?;
+    spire_client.batch_delete(&[victim]).await?;
+    let mut proc = ctx.spawn(which, &spire, &format!("restart-{n}"))?;
+    let converged = match which {
+        Which::Ours => {
+            proc.wait_line(0, Duration::from_secs(600), |l| {
+                l.contains("\"entry pass\"")
+            })
+            .await?
+            .1
+        }
+        Which::Scm => {
+            proc.wait_line(0, Duration::from_secs(600), |l| {
+                l.contains("Reconciliation finished")
+            })
+            .await?
+            .1
+        }
+    };
+    let count = count_by_hint(&spire_client, hint).await?;
+    if count != n as u64 {
+        eprintln!(
+            "bench: {tag}: after the restart's first pass the server holds {count} of {n} entries"
+        );
+    } else {
+        out.restart = Some(converged - proc.spawned);
+    }
+    out.hwm_kib = out.hwm_kib.max(proc.vm_hwm_kib());
+    out.problems.extend(proc.problems());
+    proc.stop()?;
+    if which == Which::Scm {
+        cluster_spiffe_id_api(&ctx.client)
+            .delete("bench-reconcile", &DeleteParams::default())
+            .await?;
+    }
+    drop(spire);
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn row(label: &str, ours: &str, scm: &str) {
+    println!("  {label:<52} {ours:>24} {scm:>24}");
+}
+
+fn burst_rows(ours: &Burst, scm: Option<&Result<Burst, String>>) {
+    let scm_val = |f: &dyn Fn(&Burst) -> String| match scm {
+        None => "not run".to_owned(),
+        Some(Err(_)) => "failed (below)".to_owned(),
+        Some(Ok(b)) => f(b),
+    };
+    let all_in = |b: &Burst| {
+        b.all_in
+            .map_or_else(|| format!("{} missing", b.missing), secs)
+    };
+    row(
+        "API: TaskRuns + pods created in",
+        &secs(ours.created_in),
+        &scm_val(&|b| secs(b.created_in)),
+    );
+    row(
+        "burst start -> every entry on the server",
+        &all_in(ours),
+        &scm_val(&all_in),
+    );
+    row(
+        "per pod, pod created -> entry seen: p50",
+        &secs(ours.p50),
+        &scm_val(&|b| secs(b.p50)),
+    );
+    row(
+        "                                    p99",
+        &secs(ours.p99),
+        &scm_val(&|b| secs(b.p99)),
+    );
+    row(
+        "                                    max",
+        &secs(ours.max),
+        &scm_val(&|b| secs(b.max)),
+    );
+    row(
+        "passes during the burst / longest",
+        &format!("{} / {}", ours.passes, secs(ours.longest_pass)),
+        &scm_val(&|b| format!("{} / {}", b.passes, secs(b.longest_pass))),
+    );
+    row(
+        "peak RSS (VmHWM) after the burst",
+        &mib(ours.hwm_kib),
+        &scm_val(&|b| mib(b.hwm_kib)),
+    );
+    row(
+        "polling interval p50 / max",
+        &format!("{} / {}", secs(ours.poll_p50), secs(ours.poll_max)),
+        &scm_val(&|b| format!("{} / {}", secs(b.poll_p50), secs(b.poll_max))),
+    );
+    row(
+        "share of the time a poll list was in flight",
+        &format!("{:.0} %", ours.poll_busy * 100.0),
+        &scm_val(&|b| format!("{:.0} %", b.poll_busy * 100.0)),
+    );
+}
+
+fn reconcile_rows(ours: &Result<Reconcile, String>, scm: Option<&Result<Reconcile, String>>) {
+    let val = |r: Option<&Result<Reconcile, String>>, f: &dyn Fn(&Reconcile) -> String| match r {
+        None => "not run".to_owned(),
+        Some(Err(_)) => "failed (below)".to_owned(),
+        Some(Ok(r)) => f(r),
+    };
+    let opt = |d: Option<Duration>| d.map_or_else(|| "n/a".to_owned(), secs);
+    let steady = |r: &Reconcile| {
+        let mut s = r.steady.clone();
+        s.sort();
+        format!(
+            "{} / {} (n={})",
+            secs(percentile(&s, 50.0)),
+            secs(s.last().copied().unwrap_or_default()),
+            s.len()
+        )
+    };
+    row(
+        "start, no entries -> all created",
+        &val(Some(ours), &|r| opt(r.initial)),
+        &val(scm, &|r| opt(r.initial)),
+    );
+    row(
+        "  of which the creating pass itself",
+        &val(Some(ours), &|r| opt(r.initial_pass)),
+        &val(scm, &|r| opt(r.initial_pass)),
+    );
+    row(
+        "steady-state pass over all entries: p50 / max",
+        &val(Some(ours), &steady),
+        &val(scm, &steady),
+    );
+    row(
+        "restart, all present but one -> converged",
+        &val(Some(ours), &|r| opt(r.restart)),
+        &val(scm, &|r| opt(r.restart)),
+    );
+    row(
+        "peak RSS (VmHWM), largest of the two processes",
+        &val(Some(ours), &|r| mib(r.hwm_kib)),
+        &val(scm, &|r| mib(r.hwm_kib)),
+    );
+}
+
+fn print_problems(name: &str, problems: &[String]) {
+    if problems.is_empty() {
+        return;
+    }
+    println!(
+        "\n{name}: {} WARN/ERROR log line(s); the first 5:",
+        problems.len()
+    );
+    for p in problems.iter().take(5) {
+        let short: String = p.chars().take(400).collect();
+        println!("  {short}");
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    std::fs::create_dir_all(&args.work)?;
+    let kubeconfig = Kubeconfig::read_from(&args.kubeconfig)?;
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    config.read_timeout = Some(Duration::from_secs(120));
+    let client = Client::try_from(config)?;
+    let ctx = Ctx { args, client };
+    let load_start = load_average();
+    let started = Instant::now();
+
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    for i in 0..ctx.args.nodes {
+        let node: Node =
+            serde_json::from_value(json!({"metadata": {"name": format!("node-{i}")}}))?;
+        nodes.create(&PostParams::default(), &node).await?;
+    }
+
+    let ours_burst = burst(&ctx, Which::Ours).await?;
+    let scm_burst = match &ctx.args.scm {
+        Some(_) => Some(burst(&ctx, Which::Scm).await.map_err(|e| format!("{e:#}"))),
+        None => None,
+    };
+
+    let n = ctx.args.reconcile_pods;
+    eprintln!("bench: creating {n} TaskRuns and pods (no controller running)");
+    let namespace = create_namespace(ctx.client.clone(), "reconcile-").await?;
+    let created = create_many(
+        &ctx.client,
+        &namespace,
+        n,
+        ctx.args.nodes,
+        ctx.args.concurrency,
+    )
+    .await?;
+    let create_rate = n as f64 / (created.finished - created.started).as_secs_f64();
+    eprintln!(
+        "bench: created {n} in {:?} ({create_rate:.0} pods/s)",
+        created.finished - created.started
+    );
+    let ours_reconcile = reconcile(&ctx, Which::Ours, &namespace)
+        .await
+        .map_err(|e| format!("{e:#}"));
+    let scm_reconcile = match &ctx.args.scm {
+        Some(_) => Some(
+            reconcile(&ctx, Which::Scm, &namespace)
+                .await
+                .map_err(|e| format!("{e:#}")),
+        ),
+        None => None,
+    };
+
+    let scm_name = if ctx.args.scm.is_some() {
+        format!("spire-controller-manager {}", ctx.args.scm_version)
+    } else {
+        "spire-controller-manager".to_owned()
+    };
+    println!();
+    println!(
+        "Controller benchmark: {} cores, load average {} at the start, {} at the end; {} min in all",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        load_start,
+        load_average(),
+        started.elapsed().as_secs() / 60
+    );
+    println!("  {:<52} {:>24} {:>24}", "", "tekton-spire", scm_name);
+    println!(
+        "Burst: {} TaskRuns with their pods over {} nodes, {} API requests in flight",
+        ctx.args.pods, ctx.args.nodes, ctx.args.concurrency
+    );
+    burst_rows(&ours_burst, scm_burst.as_ref());
+    println!(
+        "Full reconcile: {n} pods ({create_rate:.0} pods/s created with TaskRuns and statuses), {n} entries"
+    );
+    reconcile_rows(&ours_reconcile, scm_reconcile.as_ref());
+    println!(
+        "\nEntry first-seen times come from listing every entry of the server (ListEntries,\n\
+         200 a page, over the admin socket) in a loop, pausing {:?} or as long as the\n\
+         last list took, whichever is longer; the polling interval above is the\n\
+         resolution of the per-pod latencies.",
+        ctx.args.poll_pause
+    );
+    print_problems("tekton-spire (burst)", &ours_burst.problems);
+    if let Some(Ok(b)) = &scm_burst {
+        print_problems("spire-controller-manager (burst)", &b.problems);
+    }
+    if let Ok(r) = &ours_reconcile {
+        print_problems("tekton-spire (reconcile)", &r.problems);
+    }
+    if let Some(Ok(r)) = &scm_reconcile {
+        print_problems("spire-controller-manager (reconcile)", &r.problems);
+    }
+    for (name, result) in [
+        (
+            "spire-controller-manager burst",
+            scm_burst.as_ref().and_then(|r| r.as_ref().err()),
+        ),
+        ("tekton-spire reconcile", ours_reconcile.as_ref().err()),
+        (
+            "spire-controller-manager reconcile",
+            scm_reconcile.as_ref().and_then(|r| r.as_ref().err()),
+        ),
+    ] {
+        if let Some(e) = result {
+            println!("\n{name} failed: {e}");
+        }
+    }
+    Ok(())
+}
