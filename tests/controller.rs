@@ -622,6 +622,28 @@ async fn a_completed_taskrun_gets_a_verdict_that_follows_later_edits_of_its_stat
                 .contains("signature.invalid"),
             "{rejected}"
         );
+        // Both verdicts were also published as events on the TaskRun.
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(w.client.clone(), "default");
+        let reasons = eventually(CONVERGE, "two verdict events", || async {
+            let list = events.list(&ListParams::default()).await?;
+            let reasons: BTreeSet<String> = list
+                .items
+                .iter()
+                .filter(|e| {
+                    e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("build-abc")
+                })
+                .filter_map(|e| e.reason.clone())
+                .collect();
+            Ok((reasons.len() == 2).then_some(reasons))
+        })
+        .await
+        .unwrap();
+        assert!(
+            reasons.contains("TaskRunResultsVerified")
+                && reasons.contains("TaskRunResultsVerificationFailed"),
+            "{reasons:?}"
+        );
         let conditions = trs.get("build-abc").await.unwrap().data["status"]["conditions"].clone();
         let verdicts = conditions
             .as_array()

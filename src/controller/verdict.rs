@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
+use kube::{Resource as _, ResourceExt};
 use serde_json::{Value, json};
 use tekton_spire_verify::{Policy, TaskRun, TrustBundle, verify};
 use tokio_util::sync::CancellationToken;
@@ -51,6 +52,7 @@ struct Context {
     api_resource: ApiResource,
     client: kube::Client,
     config: Arc<Config>,
+    recorder: Recorder,
 }
 
 /// The condition the TaskRun should carry, or `None` while it has not completed.
@@ -163,6 +165,28 @@ async fn reconcile(taskrun: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
     )
     .await
     .map_err(VerdictError::Patch)?;
+    // An event too, for `kubectl describe taskrun`; losing it loses nothing.
+    let verified = wanted["status"] == "True";
+    let event = Event {
+        type_: if verified {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        },
+        reason: wanted["reason"].as_str().unwrap_or_default().to_owned(),
+        note: wanted["message"]
+            .as_str()
+            .map(|m| m.chars().take(1000).collect()),
+        action: "VerifySignedResults".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx
+        .recorder
+        .publish(&event, &taskrun.object_ref(&ctx.api_resource))
+        .await
+    {
+        tracing::debug!(error = %crate::telemetry::error_chain(&error), "could not publish the verdict event");
+    }
     tracing::info!(
         taskrun = %taskrun.name_any(), namespace = %namespace,
         verdict = %wanted["status"], reason = %wanted["reason"], message = %wanted["message"],
@@ -193,8 +217,13 @@ pub(crate) async fn run(
         return;
     }
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource);
+    let reporter = Reporter {
+        controller: "tekton-spire-controller".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
     let ctx = Arc::new(Context {
         api_resource: api_resource.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
         client,
         config,
     });
