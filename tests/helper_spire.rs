@@ -98,14 +98,7 @@ impl Workspace {
 
     /// Writes the TaskRun as Tekton would report it and runs `tekton-spire verify`.
     fn verify(&self, spire: &Spire, extra: &[&str]) -> Output {
-        let now = time::OffsetDateTime::now_utc();
-        let meta = Meta {
-            namespace: "default".into(),
-            name: self.name.clone(),
-            uid: "uid-1".into(),
-            start: now - time::Duration::minutes(1),
-            completion: now + time::Duration::seconds(1),
-        };
+        let meta = Meta::just_completed("default", &self.name, "uid-1");
         let taskrun = from_results_dir(&self.results(), &meta).unwrap();
         let tr_path = self.dir.path().join("taskrun.json");
         std::fs::write(&tr_path, serde_json::to_vec(&taskrun).unwrap()).unwrap();

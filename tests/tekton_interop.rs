@@ -335,14 +335,7 @@ impl Run {
     /// The TaskRun a controller reports for this run's results directory, written to
     /// `taskrun.json`.
     fn taskrun_from_results(&self) -> PathBuf {
-        let now = time::OffsetDateTime::now_utc();
-        let meta = Meta {
-            namespace: "default".into(),
-            name: self.name.clone(),
-            uid: "uid-1".into(),
-            start: now - time::Duration::minutes(1),
-            completion: now + time::Duration::seconds(1),
-        };
+        let meta = Meta::just_completed("default", &self.name, "uid-1");
         let taskrun = self.path("taskrun.json");
         std::fs::write(
             &taskrun,

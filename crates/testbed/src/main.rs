@@ -17,14 +17,7 @@ fn main() -> anyhow::Result<()> {
     if command != "taskrun" {
         bail!("unknown command {command:?}; the one command is 'taskrun'");
     }
-    let now = time::OffsetDateTime::now_utc();
-    let meta = Meta {
-        namespace: namespace.clone(),
-        name: name.clone(),
-        uid: uid.clone(),
-        start: now - time::Duration::minutes(1),
-        completion: now + time::Duration::seconds(1),
-    };
+    let meta = Meta::just_completed(namespace, name, uid);
     let doc = from_results_dir(&PathBuf::from(dir), &meta)?;
     println!(
         "{}",

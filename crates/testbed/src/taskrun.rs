@@ -23,6 +23,21 @@ pub struct Meta {
     pub completion: OffsetDateTime,
 }
 
+impl Meta {
+    /// A TaskRun that started a minute ago and completes a second from now: a seal made
+    /// now lies within its run.
+    pub fn just_completed(namespace: &str, name: &str, uid: &str) -> Self {
+        let now = OffsetDateTime::now_utc();
+        Self {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            uid: uid.to_owned(),
+            start: now - time::Duration::minutes(1),
+            completion: now + time::Duration::seconds(1),
+        }
+    }
+}
+
 /// A `tekton.dev/v1` TaskRun whose `status.results` holds every file of `results_dir`,
 /// typed as Tekton types a result the Task declares with the type its text suggests
 /// (a JSON array of strings as `array`, an object of strings as `object`, else `string`).
