@@ -95,7 +95,7 @@ ENV
   say "server and agent healthy (server port $port, Workload API unix://$dir/workload/agent.sock)"
 }
 
-[[ $# -ge 2 ]] || die "usage: spire-local.sh start DIR [--tuned] [--watch PID] | stop DIR"
+[[ $# -ge 2 ]] || die "usage: spire-local.sh start DIR [--tuned] [--watch PID [--remove-dir]] | stop DIR | stop-server DIR | start-server DIR"
 cmd=$1
 dir=$(mkdir -p "$2" && cd "$2" && pwd)
 shift 2
