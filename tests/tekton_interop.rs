@@ -101,20 +101,8 @@ impl Agent for Spire {
     }
     fn register_path(&self, spiffe_id: &str, path: &Path, ttl_secs: u32) {
         let selector = format!("unix:path:{}", path.display());
-        self.server_cli(
-            &["entry", "create"],
-            &[
-                "-parentID",
-                self.agent_id(),
-                "-spiffeID",
-                spiffe_id,
-                "-selector",
-                &selector,
-                "-x509SVIDTTL",
-                &ttl_secs.to_string(),
-            ],
-        )
-        .unwrap();
+        self.register_with_ttl(spiffe_id, &selector, ttl_secs)
+            .unwrap();
     }
     fn bundle(&self) -> String {
         Spire::bundle(self, "spiffe").unwrap()

@@ -21,9 +21,9 @@ use crate::spire::{self, CreateOutcome, ListFilter};
 /// Bursts of watch events closer than this share one pass.
 const DEBOUNCE: Duration = Duration::from_millis(100);
 
-/// Counts of one pass, for logs and tests.
+/// Counts of one pass, for its log line.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct PassReport {
+pub(crate) struct PassReport {
     /// Entries the pods need.
     pub desired: usize,
     /// Entries created.
@@ -201,12 +201,7 @@ impl EntrySync {
                     if failures > 0 {
                         tracing::info!(after_failures = failures, "entry pass succeeded again");
                     }
-                    if report
-                        != (PassReport {
-                            desired: report.desired,
-                            ..PassReport::default()
-                        })
-                    {
+                    if report.created + report.updated + report.deleted > 0 {
                         tracing::info!(
                             desired = report.desired,
                             created = report.created,

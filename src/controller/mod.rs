@@ -26,7 +26,6 @@ use crate::config::{Config, ServerConnection};
 use crate::spire::{self, ClientConfig, Endpoint};
 
 pub use desired::TASKRUN_LABEL;
-pub use entries::PassReport;
 pub use verdict::{CONDITION_TYPE, REASON_FAILED, REASON_VERIFIED};
 
 /// How long shutdown waits for the loops to stop.

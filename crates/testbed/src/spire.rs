@@ -122,6 +122,19 @@ impl Spire {
     /// # Errors
     /// When the server refuses.
     pub fn register(&self, spiffe_id: &str, selector: &str) -> anyhow::Result<String> {
+        self.register_with_ttl(spiffe_id, selector, 3600)
+    }
+
+    /// As [`Spire::register`], with the X509-SVID TTL in seconds.
+    ///
+    /// # Errors
+    /// When the server refuses.
+    pub fn register_with_ttl(
+        &self,
+        spiffe_id: &str,
+        selector: &str,
+        ttl_secs: u32,
+    ) -> anyhow::Result<String> {
         let out = self.server_cli(
             &["entry", "create"],
             &[
@@ -132,7 +145,7 @@ impl Spire {
                 "-selector",
                 selector,
                 "-x509SVIDTTL",
-                "3600",
+                &ttl_secs.to_string(),
             ],
         )?;
         out.lines()

@@ -5,10 +5,11 @@ use std::collections::BTreeSet;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::crypto::{PublicKey, SignatureError};
 use crate::legacy::{MANIFEST, SIGNATURE_SUFFIX, SVID, is_material, signed_string};
 use crate::taskrun::TaskRun;
-use crate::verify::{Format, Policy, Rejection, RunTimes, Verified, chain, check_identity};
+use crate::verify::{
+    Format, Policy, Rejection, RunTimes, Verified, chain, check_identity, check_signature,
+};
 
 /// Checks, in order:
 /// 1. `SVID`, `RESULT_MANIFEST` and `RESULT_MANIFEST.sig` are present and parse;
@@ -155,16 +156,4 @@ fn parse_pem_chain(text: &str) -> Result<Vec<Vec<u8>>, Rejection> {
             }
         })
         .collect()
-}
-
-pub(super) fn check_signature(
-    key: &PublicKey,
-    message: &[u8],
-    sig: &[u8],
-    over: &str,
-) -> Result<(), Rejection> {
-    key.verify_message(message, sig).map_err(|e| match e {
-        SignatureError::Invalid => Rejection::BadSignature { over: over.into() },
-        SignatureError::Unsupported(detail) => Rejection::UnsupportedAlgorithm { detail },
-    })
 }

@@ -10,6 +10,7 @@ use std::fmt;
 use time::{Duration, OffsetDateTime};
 
 use crate::bundle::TrustBundle;
+use crate::crypto::{PublicKey, SignatureError};
 use crate::spiffe_id::{SpiffeId, TrustDomain};
 use crate::taskrun::TaskRun;
 
@@ -207,4 +208,18 @@ fn check_identity(
         });
     }
     Ok(())
+}
+
+/// A signature the leaf made over `message` (the name of what was signed goes in the
+/// rejection).
+fn check_signature(
+    key: &PublicKey,
+    message: &[u8],
+    sig: &[u8],
+    over: &str,
+) -> Result<(), Rejection> {
+    key.verify_message(message, sig).map_err(|e| match e {
+        SignatureError::Invalid => Rejection::BadSignature { over: over.into() },
+        SignatureError::Unsupported(detail) => Rejection::UnsupportedAlgorithm { detail },
+    })
 }

@@ -2,8 +2,9 @@
 
 use crate::seal::{RESULT_NAME, Seal, TaskRunIdentity, message};
 use crate::taskrun::TaskRun;
-use crate::verify::legacy::check_signature;
-use crate::verify::{Format, Policy, Rejection, RunTimes, Verified, chain, check_identity};
+use crate::verify::{
+    Format, Policy, Rejection, RunTimes, Verified, chain, check_identity, check_signature,
+};
 
 /// Checks, in order:
 /// 1. the seal result is a string that parses;
