@@ -13,8 +13,8 @@
 #
 # Builds: `cargo build --release` (the controller and examples/bench-controller.rs, the
 # driver), SPIRE and kube-apiserver via scripts/spire.sh and scripts/kube.sh (cached), and
-# spire-controller-manager $SCM_VERSION from the Go module proxy in a throwaway module,
-# cached in ~/.cache/tekton-spire/scm-$SCM_VERSION (binary + the module's config/crd/bases).
+# spire-controller-manager $SCM_VERSION through scripts/programs.sh, cached in
+# ~/.cache/tekton-spire/scm-$SCM_VERSION (binary + the module's config/crd/bases).
 # Needs 2 cores and ~3 GB of free memory; takes 10-20 minutes with the default sizes.
 set -euo pipefail
 
@@ -22,56 +22,13 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # v0.6.6 and v0.6.5 are refused by the proxy ("not available"); v0.6.4 resolves.
 SCM_VERSION=${SCM_VERSION:-v0.6.4}
 cache=${TEKTON_SPIRE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tekton-spire}
-scm_dest="$cache/scm-$SCM_VERSION"
 
 say() { printf 'bench-controller: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-# Builds spire-controller-manager like scripts/spire.sh builds SPIRE: a throwaway module
-# whose go.sum is seeded from the module's own, `go get -tool` at the exact tag (the proxy
-# lists no versions of this module), then `go build`. Prints the cache directory.
+# spire-controller-manager $SCM_VERSION and its CRDs (scripts/programs.sh, cached).
 build_scm() {
-  if [[ -x "$scm_dest/spire-controller-manager" && -d "$scm_dest/crd" ]]; then
-    echo "$scm_dest"
-    return 0
-  fi
-  command -v go >/dev/null || die "go is not installed; spire-controller-manager is built with it"
-  local work started=$SECONDS dir
-  work=$(mktemp -d)
-  # shellcheck disable=SC2064
-  trap "rm -rf '$work'" RETURN
-  say "building spire-controller-manager $SCM_VERSION from the Go module proxy (first run: a few minutes)"
-  (
-    cd "$work"
-    go mod init tekton-spire.local/build-scm >/dev/null 2>&1
-    dir=$(go mod download -json "github.com/spiffe/spire-controller-manager@$SCM_VERSION" 2>"$work/get.log" \
-      | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p') || true
-    [[ -n "$dir" && -f "$dir/go.sum" ]] || { cat "$work/get.log" >&2; die "could not download spire-controller-manager $SCM_VERSION from the Go module proxy ($(go env GOPROXY)); pick a tag that resolves with SCM_VERSION=…"; }
-    cp "$dir/go.sum" go.sum
-    chmod u+w go.sum
-    if ! go get -tool "github.com/spiffe/spire-controller-manager/cmd@$SCM_VERSION" >"$work/get.log" 2>&1; then
-      cat "$work/get.log" >&2
-      die "could not resolve spire-controller-manager $SCM_VERSION's dependencies from the Go module proxy"
-    fi
-    mkdir -p out/crd
-    # The package path ends in /cmd: build it by name.
-    if ! CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o out/spire-controller-manager \
-        github.com/spiffe/spire-controller-manager/cmd >"$work/build.log" 2>&1; then
-      cat "$work/build.log" >&2
-      die "building spire-controller-manager $SCM_VERSION failed (see above)"
-    fi
-    cp "$dir"/config/crd/bases/*.yaml out/crd/
-    chmod -R u+w out
-    printf 'source: github.com/spiffe/spire-controller-manager@%s (cmd, config/crd/bases)\n' "$SCM_VERSION" >out/SOURCE
-    mkdir -p "$cache"
-    local staging="$cache/.scm-$SCM_VERSION.$$"
-    rm -rf "$staging"
-    cp -R out "$staging"
-    rm -rf "$scm_dest"
-    mv "$staging" "$scm_dest"
-  ) || exit 1
-  say "spire-controller-manager $SCM_VERSION cached in $scm_dest ($((SECONDS - started)) s)"
-  echo "$scm_dest"
+  SCM_VERSION=$SCM_VERSION "$root/scripts/programs.sh" scm
 }
 
 if [[ ${1:-} == build-scm ]]; then
