@@ -49,6 +49,7 @@ POD_CIDR=10.244.0.0/24
 NODE_IP=10.244.0.1
 SERVICE_CIDR=10.96.0.0/24
 API_SERVICE_IP=10.96.0.1
+DNS_SERVICE_IP=10.96.0.10
 API_PORT=6443
 KUBELET_DIR=/var/lib/kubelet
 LOCK=/run/tekton-spire-cluster.dir
@@ -132,7 +133,7 @@ stop() {
   remove_cgroups
   unmount_under "$KUBELET_DIR"
   unmount_under "$dir"
-  rm -rf "$KUBELET_DIR"
+  rm -rf "$KUBELET_DIR" /run/spire/agent-sockets
   remove_network
   if [[ -f $LOCK && $(cat "$LOCK") == "$dir" ]]; then rm -f "$LOCK"; fi
   stop_watchdog
@@ -382,6 +383,7 @@ authentication:
 authorization:
   mode: Webhook
 clusterDomain: cluster.local
+clusterDNS: [$DNS_SERVICE_IP]
 resolvConf: $dir/resolv.conf
 serializeImagePulls: false
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%}
@@ -406,6 +408,112 @@ nodePortAddresses: ["$NODE_IP/32"]
 conntrack: {maxPerCore: 0}
 YAML
   run kube-proxy "$KUBE_BIN/kube-proxy" --config "$dir/kube-proxy.yaml"
+}
+
+# The cluster's add-ons, as a distribution installs them: CoreDNS (service names, and the
+# node's name, which is what a kubelet client such as SPIRE's agent dials; no upstream:
+# other names do not resolve) and persistent volumes on this machine's disk for claims
+# with no storage class (spire-server's data).
+install_addons() {
+  local coredns_image
+  coredns_image=$(awk -F'\t' '$1 ~ /\/coredns:/ {print $1}' "$1/images.tsv" 2>/dev/null | head -n 1)
+  [[ -n $coredns_image ]] || die "no CoreDNS image in $1/images.tsv; run ./scripts/images.sh node"
+  local i pvs=""
+  for i in 1 2 3 4; do
+    mkdir -p "$dir/volumes/pv$i"
+    chmod 0777 "$dir/volumes/pv$i"
+    pvs+="---
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: local-pv$i
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: \"\"
+  hostPath: {path: $dir/volumes/pv$i, type: Directory}
+"
+  done
+  kubectl apply -f - >/dev/null <<YAML
+$pvs
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: coredns, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: system:coredns}
+rules:
+  - apiGroups: [""]
+    resources: [services, pods, namespaces]
+    verbs: [list, watch]
+  - apiGroups: [discovery.k8s.io]
+    resources: [endpointslices]
+    verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: system:coredns}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:coredns}
+subjects: [{kind: ServiceAccount, name: coredns, namespace: kube-system}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: coredns, namespace: kube-system}
+data:
+  Corefile: |
+    .:1053 {
+        errors
+        ready 127.0.0.1:8181
+        hosts {
+            $NODE_IP $NODE_NAME
+            fallthrough
+        }
+        kubernetes cluster.local in-addr.arpa ip6.arpa {
+            pods insecure
+            fallthrough in-addr.arpa ip6.arpa
+        }
+        cache 5
+    }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: coredns, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {k8s-app: kube-dns}}
+  template:
+    metadata: {labels: {k8s-app: kube-dns}}
+    spec:
+      serviceAccountName: coredns
+      dnsPolicy: Default
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
+      containers:
+        - name: coredns
+          image: $coredns_image
+          imagePullPolicy: Never
+          args: [-conf, /etc/coredns/Corefile]
+          ports:
+            - {name: dns, containerPort: 1053, protocol: UDP}
+            - {name: dns-tcp, containerPort: 1053, protocol: TCP}
+          securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+          volumeMounts: [{name: config, mountPath: /etc/coredns, readOnly: true}]
+      volumes: [{name: config, configMap: {name: coredns}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: kube-dns, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec:
+  clusterIP: $DNS_SERVICE_IP
+  selector: {k8s-app: kube-dns}
+  ports:
+    - {name: dns, port: 53, targetPort: 1053, protocol: UDP}
+    - {name: dns-tcp, port: 53, targetPort: 1053, protocol: TCP}
+YAML
+  wait_for kubelet 120 kubectl -n kube-system rollout status deployment/coredns --timeout=5s \
+    || die "CoreDNS did not become ready (kubectl -n kube-system describe pods -l k8s-app=kube-dns)"
 }
 
 node_ready() {
@@ -451,6 +559,8 @@ start() {
   wait_for kubelet 120 node_ready || die "the node did not become Ready (log: $dir/kubelet.log)"
   # Service accounts exist only once the controller-manager has made the default one.
   wait_for kube-controller-manager 60 kubectl -n default get serviceaccount default || die "the controller-manager made no service accounts (log: $dir/kube-controller-manager.log)"
+  say "add-ons (CoreDNS, local persistent volumes)"
+  install_addons "$images"
   trap - ERR
   local ready_ms
   ready_ms=$((($(date +%s%N) - started) / 1000000))

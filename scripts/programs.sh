@@ -47,7 +47,9 @@ case ${1:-} in
     GB_COLLECT=copy_config ;;
   spiffe-csi)
     GB_NAME=spiffe-csi-$SPIFFE_CSI_VERSION GB_MODULE=github.com/spiffe/spiffe-csi GB_VERSION=$SPIFFE_CSI_VERSION
-    GB_PKGS=(cmd/spiffe-csi-driver=spiffe-csi-driver) ;;
+    GB_PKGS=(cmd/spiffe-csi-driver=spiffe-csi-driver)
+    # sum.golang.org answers 404 for spiffe-csi v0.2.6.
+    GB_NOSUMDB=github.com/spiffe/spiffe-csi ;;
   scm)
     # The package path ends in /cmd: the binary is named explicitly.
     GB_NAME=scm-$SCM_VERSION GB_MODULE=github.com/spiffe/spire-controller-manager GB_VERSION=$SCM_VERSION

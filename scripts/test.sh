@@ -1,21 +1,39 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh machine and runs every test:
-#   Python packages (pytest, cryptography, PyYAML) for the independent implementations,
-#   SPIRE, etcd and kube-apiserver built from the Go module proxy (scripts/spire.sh,
-#   scripts/kube.sh; cached outside the clone) and Tekton's CRDs from its module,
-#   then the Rust workspace's tests (unit, fixtures, real SPIRE) and the Python tests.
+#   Debian's packages for the node (containerd, runc, CNI plugins, iptables, busybox-static,
+#   glibc's static libraries) and Python packages for the independent implementations;
+#   SPIRE, etcd, the Kubernetes programs, the SPIFFE CSI driver, CoreDNS, Tekton Pipelines,
+#   Tekton Chains and spire-controller-manager built from the Go module proxy (cached in
+#   ~/.cache/tekton-spire, keyed by version: the first run on a machine takes about
+#   an hour on 2 cores, later runs reuse them); the images (scripts/images.sh); a one-node
+#   cluster (scripts/cluster-local.sh) for the node tests; then the Rust workspace's tests
+#   (unit, fixtures, real SPIRE and kube-apiserver, the node) and the Python tests.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-say() { printf '\n== %s\n' "$*"; }
+started=$SECONDS
+say() { printf '\n== [%s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 die() { printf 'test.sh: error: %s\n' "$*" >&2; exit 1; }
 
 say "checking tools"
 command -v cargo >/dev/null || die "cargo is missing: install Rust with rustup"
-command -v go >/dev/null || die "go is missing: install Go 1.24 or newer (needed to build SPIRE from the Go module proxy)"
-command -v gcc >/dev/null || { apt-get update -qq && apt-get install -y -qq gcc; } || die "gcc is missing and could not be installed (apt-get install gcc)"
+command -v go >/dev/null || die "go is missing: install Go 1.24 or newer (needed to build SPIRE and Kubernetes from the Go module proxy)"
 command -v python3 >/dev/null || die "python3 is missing"
+packages=()
+for need in gcc:gcc containerd:containerd runc:runc ctr:containerd iptables:iptables ip:iproute2 \
+    openssl:openssl curl:curl file:file; do
+  command -v "${need%%:*}" >/dev/null || packages+=("${need#*:}")
+done
+[[ -x /usr/lib/cni/bridge ]] || packages+=(containernetworking-plugins)
+[[ -x /bin/busybox ]] && file -L /bin/busybox | grep -q 'statically linked' || packages+=(busybox-static)
+[[ -f /usr/lib/x86_64-linux-gnu/libc.a ]] || packages+=(libc6-dev)
+[[ -f /etc/ssl/certs/ca-certificates.crt ]] || packages+=(ca-certificates)
+if [[ ${#packages[@]} -gt 0 ]]; then
+  say "installing Debian packages: ${packages[*]}"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null; } \
+    || die "apt-get could not install ${packages[*]}"
+fi
 
 say "installing Python test packages"
 if ! python3 -c 'import pytest, cryptography, yaml' 2>/dev/null; then
@@ -25,12 +43,23 @@ fi
 
 say "building SPIRE (cached after the first build on this machine)"
 ./scripts/spire.sh
-
-say "building etcd and kube-apiserver, fetching Tekton's CRDs (cached likewise)"
+say "building etcd and the Kubernetes programs, fetching Tekton's CRDs (cached likewise)"
 ./scripts/kube.sh
-
+for program in spiffe-csi coredns tekton chains scm; do
+  say "building $program (cached likewise)"
+  ./scripts/programs.sh "$program"
+done
 say "building the Tekton interop harness (tests/tekton-interop, cached likewise)"
 ./scripts/tekton-harness.sh
+
+say "building the images (scripts/images.sh)"
+./scripts/images.sh all >/dev/null
+
+say "starting the one-node cluster (scripts/cluster-local.sh)"
+node_dir=$(mktemp -d /tmp/tekton-spire-node.XXXXXX)
+# The watchdog stops the node and deletes its directory when this script exits, however.
+./scripts/cluster-local.sh start "$node_dir" --watch $$ --remove-dir
+export TEKTON_SPIRE_NODE=$node_dir
 
 say "Rust tests (cargo test --workspace)"
 cargo test --workspace --all-targets
@@ -38,3 +67,6 @@ cargo test --workspace --doc
 
 say "Python tests (independent implementations and fixture checks)"
 python3 -m pytest -q tests/python
+
+./scripts/cluster-local.sh stop "$node_dir"
+say "all tests passed in $((SECONDS - started)) s"

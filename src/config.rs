@@ -39,6 +39,18 @@ pub enum ConfigError {
     },
 }
 
+/// Where the trust bundle that verdicts are judged against comes from.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustBundleSource {
+    /// The controller's own Workload API (`spire-socket-path`): the bundle SPIRE hands every
+    /// workload, kept current through rotations with no file to distribute.
+    WorkloadApi(String),
+    /// A file (`trust-bundle-path`), re-read for every verdict: for a controller with no
+    /// Workload API, or a bundle kept by other means.
+    File(PathBuf),
+}
+
 /// How the controller reaches the SPIRE server's Entry API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerConnection {
@@ -87,10 +99,9 @@ pub struct Config {
     pub retry_max: Duration,
     /// Deadline of one SPIRE API call.
     pub call_timeout: Duration,
-    /// The trust bundle (PEM or SPIFFE JSON, e.g. SPIRE's k8sbundle ConfigMap mounted as a
-    /// file) that verdicts are judged against; re-read for every verdict, so rotation
-    /// needs no restart. No verdicts are recorded without it.
-    pub trust_bundle_path: Option<PathBuf>,
+    /// Where verdicts take the trust bundle from (`trust-bundle-path` if set, else the
+    /// Workload API at `spire-socket-path`); `None`: no verdicts are recorded.
+    pub trust_bundle: Option<TrustBundleSource>,
     /// The namespace of the leader-election Lease; `None` runs without election (one
     /// replica only).
     pub leader_election_namespace: Option<String>,
@@ -189,6 +200,7 @@ impl Config {
                 },
                 workload_socket: file
                     .spire_socket_path
+                    .clone()
                     .unwrap_or_else(|| DEFAULT_WORKLOAD_SOCKET.to_owned()),
             },
             (Some(_), Some(_)) => {
@@ -250,7 +262,16 @@ impl Config {
             retry_min: Duration::from_millis(200),
             retry_max: Duration::from_secs(10),
             call_timeout: file.call_timeout.unwrap_or(Duration::from_secs(10)),
-            trust_bundle_path: file.trust_bundle_path,
+            trust_bundle: match (&file.trust_bundle_path, &server) {
+                (Some(path), _) => Some(TrustBundleSource::File(path.clone())),
+                (None, ServerConnection::Mtls { workload_socket, .. }) => {
+                    Some(TrustBundleSource::WorkloadApi(workload_socket.clone()))
+                }
+                (None, ServerConnection::AdminSocket(_)) => file
+                    .spire_socket_path
+                    .clone()
+                    .map(TrustBundleSource::WorkloadApi),
+            },
             leader_election_namespace: file.leader_election_namespace,
         })
     }

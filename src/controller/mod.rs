@@ -9,6 +9,7 @@ mod desired;
 mod entries;
 mod leader;
 mod plan;
+mod trust_bundle;
 mod verdict;
 
 use std::sync::Arc;

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tekton_spire_verify::{Policy, TaskRun, TrustBundle, verify};
 use tokio_util::sync::CancellationToken;
 
+use super::trust_bundle::{BundleError, Bundles};
 use crate::config::Config;
 
 /// Tekton's condition type.
@@ -32,24 +33,15 @@ pub const REASON_FAILED: &str = "TaskRunResultsVerificationFailed";
 /// Why a verdict could not be recorded; all are retried with backoff.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum VerdictError {
-    #[error("cannot read the trust bundle {path}")]
-    BundleRead {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the trust bundle {path} is unusable")]
-    Bundle {
-        path: String,
-        #[source]
-        source: tekton_spire_verify::bundle::Error,
-    },
+    #[error("no trust bundle for the verdict")]
+    Bundle(#[from] BundleError),
     #[error("cannot patch the TaskRun's status")]
     Patch(#[source] kube::Error),
 }
 
 struct Context {
     api_resource: ApiResource,
+    bundles: Bundles,
     client: kube::Client,
     config: Arc<Config>,
     recorder: Recorder,
@@ -96,27 +88,8 @@ pub(crate) fn verdict(
     Some(json!({"type": CONDITION_TYPE, "status": status, "reason": reason, "message": message}))
 }
 
-fn load_bundle(config: &Config) -> Result<Option<TrustBundle>, VerdictError> {
-    let Some(path) = &config.trust_bundle_path else {
-        return Ok(None);
-    };
-    let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| VerdictError::BundleRead {
-        path: shown.clone(),
-        source,
-    })?;
-    TrustBundle::load(&bytes)
-        .map(Some)
-        .map_err(|source| VerdictError::Bundle {
-            path: shown,
-            source,
-        })
-}
-
 async fn reconcile(taskrun: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, VerdictError> {
-    let Some(bundle) = load_bundle(&ctx.config)? else {
-        return Ok(Action::await_change());
-    };
+    let bundle = ctx.bundles.current(&ctx.config.trust_domain)?;
     let Some(mut wanted) = verdict(&taskrun, bundle, &ctx.config) else {
         return Ok(Action::await_change());
     };
@@ -212,10 +185,13 @@ pub(crate) async fn run(
     config: Arc<Config>,
     shutdown: CancellationToken,
 ) {
-    if config.trust_bundle_path.is_none() {
-        tracing::info!("trust-bundle-path is not set: no verdicts are recorded on TaskRuns");
+    let Some(source) = &config.trust_bundle else {
+        tracing::info!("neither trust-bundle-path nor spire-socket-path is set: no verdicts are recorded on TaskRuns");
         return;
-    }
+    };
+    let Some(bundles) = Bundles::open(source, config.call_timeout, &shutdown).await else {
+        return;
+    };
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource);
     let reporter = Reporter {
         controller: "tekton-spire-controller".into(),
@@ -223,6 +199,7 @@ pub(crate) async fn run(
     };
     let ctx = Arc::new(Context {
         api_resource: api_resource.clone(),
+        bundles,
         recorder: Recorder::new(client.clone(), reporter),
         client,
         config,
@@ -232,4 +209,7 @@ pub(crate) async fn run(
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
         .await;
+    if let Some(ctx) = Arc::into_inner(ctx) {
+        ctx.bundles.close().await;
+    }
 }

@@ -95,16 +95,6 @@ pub enum Error {
         /// The value given.
         value: String,
     },
-    /// The SVID names another workload than the TaskRun being signed.
-    #[error(
-        "the SVID is {actual}, not this TaskRun's ({expected_path}); check the registration entry of this pod"
-    )]
-    WrongSvid {
-        /// The path the SVID should have.
-        expected_path: String,
-        /// The SVID's SPIFFE ID.
-        actual: String,
-    },
 }
 
 /// What the helper wrote.
@@ -153,21 +143,18 @@ pub async fn run(config: &Config) -> Result<Signed, Error> {
         "read results; fetching the X.509-SVID"
     );
 
-    let svid = svid::fetch(&config.socket, config.deadline, &Backoff::default()).await?;
+    let expected_path = match &config.output {
+        Output::Seal {
+            namespace, name, ..
+        } => Some(format!("/ns/{namespace}/taskrun/{name}")),
+        Output::Tekton => None,
+    };
+    let wanted = match &expected_path {
+        Some(path) => svid::Wanted::Path(path),
+        None => svid::Wanted::Default,
+    };
+    let svid = svid::fetch(&config.socket, config.deadline, &Backoff::default(), wanted).await?;
     let spiffe_id = svid.spiffe_id().to_string();
-    if let Output::Seal {
-        namespace, name, ..
-    } = &config.output
-    {
-        // Fail here, with advice, rather than at verification with a bare mismatch.
-        let expected_path = format!("/ns/{namespace}/taskrun/{name}");
-        if svid.spiffe_id().path() != expected_path {
-            return Err(Error::WrongSvid {
-                expected_path,
-                actual: spiffe_id,
-            });
-        }
-    }
     let signer = signer::Signer::from_pkcs8(svid.private_key().as_ref())?;
     let chain: Vec<Vec<u8>> = svid
         .cert_chain()

@@ -1,5 +1,11 @@
 //! Fetching the X.509-SVID from the Workload API, waiting with backoff until the
 //! registration entry reaches the agent or the deadline passes.
+//!
+//! A pod may hold several identities: beside the TaskRun's entry, an installation of
+//! spire-controller-manager commonly gives every pod `ns/<ns>/sa/<sa>`, and the agent
+//! orders SVIDs by entry ID, so "the" SVID (the first) may be the other one. The helper
+//! asks for all of them and takes the one with the TaskRun's SPIFFE ID path, waiting for
+//! it as long as for the first identity.
 
 use std::time::Duration;
 
@@ -49,6 +55,19 @@ pub enum FetchError {
         /// How long it waited.
         waited: Duration,
     },
+    /// The agent issued identities to this process, but none with the expected path
+    /// before the deadline.
+    #[error(
+        "none of the X.509-SVIDs issued to this process within {waited:?} is this TaskRun's (expected the path {expected_path}, got {found:?}): check that the controller registered the TaskRun's entry for this pod and container"
+    )]
+    NotThisTaskRun {
+        /// The path the SVID should have.
+        expected_path: String,
+        /// The SPIFFE IDs that were issued.
+        found: Vec<String>,
+        /// How long it waited.
+        waited: Duration,
+    },
     /// The agent could not be reached before the deadline.
     #[error(
         "could not reach the SPIFFE Workload API at {socket} within {waited:?}: check that the SPIFFE CSI driver volume is mounted and SPIFFE_ENDPOINT_SOCKET names its socket"
@@ -64,7 +83,17 @@ pub enum FetchError {
     },
 }
 
-/// Fetches the default X.509-SVID, retrying with jittered exponential backoff until
+/// Which of the process's SVIDs to take.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Wanted<'a> {
+    /// The one whose SPIFFE ID has this path (in any trust domain: the verifier judges
+    /// the trust domain).
+    Path(&'a str),
+    /// The agent's default (the first).
+    Default,
+}
+
+/// Fetches the wanted X.509-SVID, retrying with jittered exponential backoff until
 /// `deadline` has passed.
 ///
 /// # Errors
@@ -74,16 +103,30 @@ pub(super) async fn fetch(
     socket: &str,
     deadline: Duration,
     backoff: &Backoff,
+    wanted: Wanted<'_>,
 ) -> Result<X509Svid, FetchError> {
     let started = Instant::now();
     let give_up = started + deadline;
     let mut delay = backoff.initial;
     let mut last_error: Option<WorkloadApiError> = None;
+    let mut others: Vec<String> = Vec::new();
     loop {
         match tokio::time::timeout_at(give_up, attempt(socket)).await {
-            Ok(Ok(svid)) => {
-                tracing::info!(spiffe_id = %svid.spiffe_id(), elapsed_ms = started.elapsed().as_millis() as u64, "received X.509-SVID");
-                return Ok(svid);
+            Ok(Ok(svids)) => {
+                let chosen = match wanted {
+                    Wanted::Default => svids.into_iter().next(),
+                    Wanted::Path(path) => {
+                        let (mine, rest): (Vec<_>, Vec<_>) =
+                            svids.into_iter().partition(|s| s.spiffe_id().path() == path);
+                        others = rest.iter().map(|s| s.spiffe_id().to_string()).collect();
+                        mine.into_iter().next()
+                    }
+                };
+                if let Some(svid) = chosen {
+                    tracing::info!(spiffe_id = %svid.spiffe_id(), elapsed_ms = started.elapsed().as_millis() as u64, "received X.509-SVID");
+                    return Ok(svid);
+                }
+                tracing::debug!(issued = ?others, "identities issued, not yet this TaskRun's");
             }
             Ok(Err(e @ WorkloadApiError::Endpoint(_))) => {
                 return Err(FetchError::InvalidSocket {
@@ -105,6 +148,13 @@ pub(super) async fn fetch(
         let now = Instant::now();
         if now >= give_up {
             let waited = now - started;
+            if let (Wanted::Path(path), false) = (wanted, others.is_empty()) {
+                return Err(FetchError::NotThisTaskRun {
+                    expected_path: path.to_owned(),
+                    found: others,
+                    waited,
+                });
+            }
             return Err(match last_error {
                 Some(
                     WorkloadApiError::NoIdentityIssued | WorkloadApiError::PermissionDenied(_),
@@ -123,7 +173,7 @@ pub(super) async fn fetch(
     }
 }
 
-async fn attempt(socket: &str) -> Result<X509Svid, WorkloadApiError> {
+async fn attempt(socket: &str) -> Result<Vec<X509Svid>, WorkloadApiError> {
     let client = WorkloadApiClient::connect_to(socket).await?;
-    client.fetch_x509_svid().await
+    client.fetch_all_x509_svids().await
 }

@@ -23,20 +23,25 @@ mod api {
 }
 use api::registration_server::{Registration, RegistrationServer};
 
-/// Registers a CSI driver with the kubelet (in place of node-driver-registrar).
+/// Registers a CSI driver with the kubelet (in place of node-driver-registrar, whose
+/// flag names it takes, so that a manifest written for it needs only another image).
 #[derive(Parser)]
 #[command(version, name = "csi-registrar")]
 struct Args {
-    /// The driver's name, as in its CSIDriver object.
-    #[arg(long, default_value = "csi.spiffe.io")]
-    driver_name: String,
+    /// The driver's CSI socket as mounted in this container; registration waits until it
+    /// exists.
+    #[arg(long, default_value = "/spiffe-csi/csi.sock")]
+    csi_address: PathBuf,
     /// The driver's CSI socket as a path on the node (what the kubelet dials).
     #[arg(long, default_value = "/var/lib/kubelet/plugins/csi.spiffe.io/csi.sock")]
-    kubelet_csi_socket: String,
-    /// Where to serve the registration API: a socket in the kubelet's plugins_registry
-    /// directory, as mounted into this container.
-    #[arg(long, default_value = "/registration/csi.spiffe.io-reg.sock")]
-    registration_socket: PathBuf,
+    kubelet_registration_path: String,
+    /// The kubelet's plugins_registry directory as mounted in this container.
+    #[arg(long, default_value = "/registration")]
+    plugin_registration_path: PathBuf,
+    /// The driver's name, as in its CSIDriver object (node-driver-registrar asks the driver;
+    /// the SPIFFE CSI driver's is csi.spiffe.io).
+    #[arg(long, default_value = "csi.spiffe.io")]
+    driver_name: String,
 }
 
 struct Registrar {
@@ -65,21 +70,27 @@ impl Registration for Registrar {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Registering before the driver listens would make the kubelet's NodeGetInfo fail.
+    while !args.csi_address.exists() {
+        eprintln!("csi-registrar: waiting for the driver's socket {}", args.csi_address.display());
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    let registration_socket = args.plugin_registration_path.join(format!("{}-reg.sock", args.driver_name));
     // A socket left by an earlier container would make bind fail.
-    match std::fs::remove_file(&args.registration_socket) {
+    match std::fs::remove_file(&registration_socket) {
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            return Err(err).with_context(|| format!("removing the stale socket {}", args.registration_socket.display()));
+            return Err(err).with_context(|| format!("removing the stale socket {}", registration_socket.display()));
         }
         _ => {}
     }
-    let listener = UnixListener::bind(&args.registration_socket)
-        .with_context(|| format!("listening on {} (is the kubelet's plugins_registry mounted there?)", args.registration_socket.display()))?;
+    let listener = UnixListener::bind(&registration_socket)
+        .with_context(|| format!("listening on {} (is the kubelet's plugins_registry mounted there?)", registration_socket.display()))?;
     let (outcome, mut outcomes) = mpsc::channel(4);
     let registrar = Registrar {
         info: api::PluginInfo {
             r#type: "CSIPlugin".into(),
             name: args.driver_name.clone(),
-            endpoint: args.kubelet_csi_socket.clone(),
+            endpoint: args.kubelet_registration_path.clone(),
             supported_versions: vec!["1.0.0".into()],
         },
         outcome,
@@ -87,8 +98,8 @@ async fn main() -> anyhow::Result<()> {
     eprintln!(
         "csi-registrar: serving registration of {} (CSI socket {}) on {}",
         args.driver_name,
-        args.kubelet_csi_socket,
-        args.registration_socket.display()
+        args.kubelet_registration_path,
+        registration_socket.display()
     );
     let server = tonic::transport::Server::builder()
         .add_service(RegistrationServer::new(registrar))

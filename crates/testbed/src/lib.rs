@@ -4,5 +4,6 @@
 
 mod instance;
 pub mod kube;
+pub mod node;
 pub mod spire;
 pub mod taskrun;

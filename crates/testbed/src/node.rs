@@ -1,0 +1,247 @@
+//! The one-node cluster (scripts/cluster-local.sh): a real kubelet, containerd, scheduler,
+//! controller-manager and kube-proxy, with SPIRE and the controller installed the way
+//! README's "Install in a cluster" says, step by step.
+//!
+//! One node per machine: when `TEKTON_SPIRE_NODE` names the directory of a running node
+//! (`./scripts/test.sh` starts one for all node tests), the tests use it; otherwise the
+//! first test starts one for the test process (its watchdog stops it when the process
+//! exits). Node tests change the cluster (they kill pods, relabel the node): each holds
+//! the guard [`Node::serial`] returns, so the tests of one process take turns.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::instance::{Instance, check, repo_root};
+
+/// A running node with SPIRE and the controller installed.
+#[derive(Debug)]
+pub struct Node {
+    env: HashMap<String, String>,
+    _instance: Option<Instance>,
+}
+
+/// What the install steps did once per process.
+static INSTALLED: Mutex<bool> = Mutex::new(false);
+
+impl Node {
+    /// The node of this test process, with SPIRE and the controller installed, and this
+    /// test's turn on it (hold the guard for the whole test).
+    ///
+    /// # Panics
+    /// When the node cannot start or the install fails: every node test fails with the
+    /// reason.
+    #[expect(
+        clippy::panic,
+        reason = "test support: a test that needs the node must fail loudly without it"
+    )]
+    pub fn serial() -> (&'static Node, MutexGuard<'static, ()>) {
+        static TURN: Mutex<()> = Mutex::new(());
+        let turn = TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        static SHARED: OnceLock<Node> = OnceLock::new();
+        let node = SHARED.get_or_init(|| match Self::attach_or_start() {
+            Ok(node) => node,
+            Err(e) => panic!("cannot start the one-node cluster: {e:#}"),
+        });
+        let mut installed = INSTALLED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !*installed {
+            if let Err(e) = node.install() {
+                panic!("installing SPIRE and the controller on the node failed: {e:#}");
+            }
+            *installed = true;
+        }
+        (node, turn)
+    }
+
+    fn attach_or_start() -> anyhow::Result<Self> {
+        if let Some(dir) = std::env::var_os("TEKTON_SPIRE_NODE") {
+            let env = read_env(&Path::new(&dir).join("env"))
+                .with_context(|| format!("TEKTON_SPIRE_NODE={}: no running node there", dir.to_string_lossy()))?;
+            return Ok(Self { env, _instance: None });
+        }
+        let instance = Instance::start("cluster-local.sh", "KUBE_NO_BUILD", &[], true)?;
+        let env = read_env(&instance.dir().join("env"))?;
+        Ok(Self {
+            env,
+            _instance: Some(instance),
+        })
+    }
+
+    /// A variable of the node's `env` file, empty if absent.
+    pub fn var(&self, key: &str) -> &str {
+        self.env.get(key).map(String::as_str).unwrap_or_default()
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        self.var("NODE_NAME")
+    }
+
+    /// The admin's kubeconfig.
+    pub fn kubeconfig_path(&self) -> &Path {
+        Path::new(self.var("KUBECONFIG"))
+    }
+
+    /// A kube client as the admin (one per tokio runtime: every `#[tokio::test]` has its own).
+    ///
+    /// # Errors
+    /// When the kubeconfig cannot be read.
+    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        let kubeconfig = Kubeconfig::read_from(self.kubeconfig_path())?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    fn kubectl_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(Path::new(self.var("KUBE_BIN")).join("kubectl"));
+        cmd.args(args).env("KUBECONFIG", self.kubeconfig_path());
+        cmd
+    }
+
+    /// Runs kubectl as the admin; its stdout, or an error with all it printed.
+    ///
+    /// # Errors
+    /// When kubectl fails.
+    pub fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = self.kubectl_command(args).output().context("running kubectl")?;
+        check(out, &format!("kubectl {}", args.join(" ")))
+    }
+
+    /// Runs kubectl with `input` on its stdin (`-f -`).
+    ///
+    /// # Errors
+    /// When kubectl fails.
+    pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> anyhow::Result<String> {
+        let mut child = self
+            .kubectl_command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("running kubectl")?;
+        child
+            .stdin
+            .take()
+            .context("kubectl's stdin")?
+            .write_all(input.as_bytes())?;
+        let out = child.wait_with_output()?;
+        check(out, &format!("kubectl {}", args.join(" ")))
+    }
+
+    /// Runs `spire-server ARGS… -socketPath …` in the server's pod (the image has no
+    /// shell: the binary itself is exec'd), with `-output json`.
+    ///
+    /// # Errors
+    /// When kubectl or the server command fails.
+    pub fn spire_server(&self, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+        let mut all = vec![
+            "-n",
+            "spire",
+            "exec",
+            "spire-server-0",
+            "-c",
+            "spire-server",
+            "--",
+            "/opt/spire/bin/spire-server",
+        ];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-socketPath", "/run/spire/sockets/api.sock", "-output", "json"]);
+        let out = self.kubectl(&all)?;
+        serde_json::from_str(&out).with_context(|| format!("spire-server printed no JSON: {out}"))
+    }
+
+    /// The SPIRE entries whose ID starts with `prefix`, as the server prints them.
+    ///
+    /// # Errors
+    /// When the server cannot be asked.
+    pub fn entries_with_prefix(&self, prefix: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+        let all = self.spire_server(&["entry", "show"])?;
+        Ok(all["entries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e["id"].as_str().is_some_and(|id| id.starts_with(prefix)))
+            .collect())
+    }
+
+    /// Polls `check` every 250 ms until it returns `Some` or `timeout` passes.
+    ///
+    /// # Errors
+    /// With `what` and the last error of `check`, on timeout.
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut() -> anyhow::Result<Option<T>>,
+    ) -> anyhow::Result<T> {
+        let started = Instant::now();
+        let mut last = None;
+        loop {
+            match check() {
+                Ok(Some(value)) => return Ok(value),
+                Ok(None) => {}
+                Err(e) => last = Some(e),
+            }
+            if started.elapsed() > timeout {
+                match last {
+                    Some(e) => bail!("{what}: not within {timeout:?}; last error: {e:#}"),
+                    None => bail!("{what}: not within {timeout:?}"),
+                }
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// README's "Install in a cluster", step by step (each step is idempotent).
+    fn install(&self) -> anyhow::Result<()> {
+        let root = repo_root();
+        let path = |p: &str| root.join(p).to_string_lossy().into_owned();
+        // Tekton's CRDs, as Tekton's release installs them.
+        self.kubectl(&["apply", "--server-side", "-f", &Path::new(self.var("KUBE_BIN")).join("crds").to_string_lossy()])?;
+        // 1. SPIRE (the test overlay only renames the images to the ones built here).
+        self.kubectl(&["apply", "-k", &path("tests/cluster/spire")])?;
+        for what in ["statefulset/spire-server", "daemonset/spire-agent", "daemonset/spiffe-csi-driver"] {
+            self.kubectl(&["-n", "spire", "rollout", "status", what, "--timeout=300s"])?;
+        }
+        // 2. The controller's admin identity, bound to the nodes it may run on.
+        let out = Command::new(root.join("spire-config/kubernetes/register-controller.sh"))
+            .arg(self.name())
+            .env("KUBECTL", Path::new(self.var("KUBE_BIN")).join("kubectl"))
+            .env("KUBECONFIG", self.kubeconfig_path())
+            .env("CLUSTER", "demo-cluster")
+            .output()?;
+        check(out, "spire-config/kubernetes/register-controller.sh")?;
+        // 3. The controller, from deploy/ as written.
+        self.kubectl(&["apply", "-k", &path("deploy")])?;
+        self.kubectl(&[
+            "-n",
+            "tekton-spire",
+            "rollout",
+            "status",
+            "deployment/tekton-spire-controller",
+            "--timeout=300s",
+        ])?;
+        Ok(())
+    }
+
+    /// The repository directory of a test asset.
+    pub fn asset(&self, relative: &str) -> PathBuf {
+        repo_root().join(relative)
+    }
+}
+
+fn read_env(path: &Path) -> anyhow::Result<HashMap<String, String>> {
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect())
+}

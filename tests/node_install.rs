@@ -1,0 +1,472 @@
+//! Installed as users install it (README, "Install in a cluster"), on a real node: the
+//! kubelet runs the pods, SPIRE's k8s workload attestor attests them through the kubelet,
+//! the SPIFFE CSI driver mounts the Workload API, and the controller runs from deploy/ as
+//! written. No Tekton controller here: the tests write the TaskRun's status as Tekton
+//! would (tests/node_tekton.rs runs real Tekton).
+//!
+//! The tests take turns on the node (they kill and relabel shared things);
+//! `./scripts/test.sh` starts the node and runs them.
+
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+use tekton_spire_testbed::node::Node;
+
+const TRUST_DOMAIN: &str = "example.org";
+const CONTROLLER_NS: &str = "tekton-spire";
+const ENTRY_PREFIX: &str = "tekton-spire.";
+const WAIT: Duration = Duration::from_secs(120);
+
+/// A namespace of its own for a test.
+fn namespace(node: &Node, name: &str) -> anyhow::Result<String> {
+    let ns = format!("{name}-{}", fastrand_suffix());
+    node.kubectl(&["create", "namespace", &ns])?;
+    Ok(ns)
+}
+
+fn fastrand_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{:05x}", nanos & 0xfffff)
+}
+
+fn json_of(text: &str) -> anyhow::Result<Value> {
+    serde_json::from_str(text).with_context(|| format!("not JSON: {text}"))
+}
+
+/// A TaskRun as Tekton creates it (its pod is created separately, as Tekton does), with
+/// `status.startTime` and `status.podName` written through the status subresource.
+fn create_taskrun(node: &Node, ns: &str, name: &str, pod_name: &str) -> anyhow::Result<String> {
+    let taskrun = json!({
+        "apiVersion": "tekton.dev/v1",
+        "kind": "TaskRun",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"taskSpec": {"steps": [{"name": "sign", "image": "tekton-spire-sign", "command": ["true"]}]},
+                 "timeout": "10m"},
+    });
+    let created = json_of(&node.kubectl_stdin(&["create", "-o", "json", "-f", "-"], &taskrun.to_string())?)?;
+    let uid = created["metadata"]["uid"].as_str().context("TaskRun without uid")?.to_owned();
+    let start = time::OffsetDateTime::now_utc() - time::Duration::seconds(5);
+    let status = json!({"status": {
+        "podName": pod_name,
+        "startTime": rfc3339(start),
+        "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}],
+    }});
+    node.kubectl(&[
+        "-n", ns, "patch", "taskrun", name, "--subresource=status", "--type=merge", "-p", &status.to_string(),
+    ])?;
+    Ok(uid)
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A pod claiming a TaskRun as Tekton's do: the label and a controller owner reference.
+/// `sign` is the signing step's container spec; `step-build` sleeps.
+fn create_pod(node: &Node, ns: &str, pod: &str, taskrun: &str, uid: &str, sign: Value, extra: Value) -> anyhow::Result<String> {
+    let mut spec = json!({
+        "restartPolicy": "Never",
+        "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [
+            {"name": "step-build", "image": "tekton-spire.local/busybox:1", "command": ["sleep", "3600"],
+             "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}},
+            sign,
+        ],
+        "volumes": [
+            {"name": "spiffe-workload-api", "csi": {"driver": "csi.spiffe.io", "readOnly": true}},
+            {"name": "results", "emptyDir": {}},
+        ],
+    });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    let pod_doc = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod, "namespace": ns,
+            "labels": {"tekton.dev/taskRun": taskrun},
+            "ownerReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": taskrun, "uid": uid,
+                                 "controller": true, "blockOwnerDeletion": true}],
+        },
+        "spec": spec,
+    });
+    let created = json_of(&node.kubectl_stdin(&["create", "-o", "json", "-f", "-"], &pod_doc.to_string())?)?;
+    Ok(created["metadata"]["uid"].as_str().context("pod without uid")?.to_owned())
+}
+
+fn sleeping_sign() -> Value {
+    json!({"name": "step-sign", "image": "tekton-spire.local/busybox:1", "command": ["sleep", "3600"],
+           "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}})
+}
+
+/// Our entries for a pod (by its `k8s:pod-uid` selector).
+fn entries_for_pod(node: &Node, pod_uid: &str) -> anyhow::Result<Vec<Value>> {
+    let wanted = format!("pod-uid:{pod_uid}");
+    Ok(node
+        .entries_with_prefix(ENTRY_PREFIX)?
+        .into_iter()
+        .filter(|e| {
+            e["selectors"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["type"] == "k8s" && s["value"] == wanted.as_str()))
+        })
+        .collect())
+}
+
+fn selector_values(entry: &Value) -> Vec<String> {
+    entry["selectors"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .map(|s| format!("{}:{}", s["type"].as_str().unwrap_or(""), s["value"].as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn spiffe_id_of(entry: &Value) -> String {
+    format!(
+        "spiffe://{}{}",
+        entry["spiffe_id"]["trust_domain"].as_str().unwrap_or(""),
+        entry["spiffe_id"]["path"].as_str().unwrap_or("")
+    )
+}
+
+fn pod_json(node: &Node, ns: &str, pod: &str) -> anyhow::Result<Value> {
+    json_of(&node.kubectl(&["-n", ns, "get", "pod", pod, "-o", "json"])?)
+}
+
+#[test]
+fn the_controller_is_ready_under_the_restricted_pod_security_standard() -> anyhow::Result<()> {
+    let (node, _turn) = Node::serial();
+    let ns = json_of(&node.kubectl(&["get", "namespace", CONTROLLER_NS, "-o", "json"])?)?;
+    assert_eq!(ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "restricted");
+    let pods = json_of(&node.kubectl(&[
+        "-n", CONTROLLER_NS, "get", "pods", "-l", "app.kubernetes.io/name=tekton-spire-controller", "-o", "json",
+    ])?)?;
+    let pods = pods["items"].as_array().context("no pod list")?;
+    assert_eq!(pods.len(), 2, "deploy/ runs two replicas");
+    for pod in pods {
+        let ready = pod["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+        assert!(ready, "controller pod {} is not Ready: {}", pod["metadata"]["name"], pod["status"]);
+        let volumes = pod["spec"]["volumes"].as_array().context("no volumes")?;
+        assert!(volumes.iter().all(|v| v.get("hostPath").is_none()), "no hostPath in the controller pod");
+        assert!(volumes.iter().any(|v| v["csi"]["driver"] == "csi.spiffe.io"), "the Workload API comes from the CSI driver");
+    }
+    // The API server admitted it under `restricted`: a pod breaking the standard is refused
+    // there, which shows the label is enforced and not decoration.
+    let bad = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "privileged-probe", "namespace": CONTROLLER_NS},
+        "spec": {"containers": [{"name": "c", "image": "tekton-spire.local/busybox:1", "securityContext": {"privileged": true}}]}});
+    let refused = node.kubectl_stdin(&["create", "-f", "-"], &bad.to_string());
+    assert!(
+        refused.as_ref().is_err_and(|e| format!("{e:#}").contains("violates PodSecurity")),
+        "a privileged pod in {CONTROLLER_NS} must be refused: {refused:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn only_the_pod_its_taskrun_names_gets_the_entry_narrowed_to_the_signing_container() -> anyhow::Result<()> {
+    let (node, _turn) = Node::serial();
+    let ns = namespace(node, "entries")?;
+    let uid = create_taskrun(node, &ns, "build", "build-pod")?;
+    let pod_uid = create_pod(node, &ns, "build-pod", "build", &uid, sleeping_sign(), json!({}))?;
+    // Same label, same owner reference: looks like Tekton's, but the TaskRun names another pod.
+    let impostor_uid = create_pod(node, &ns, "impostor", "build", &uid, sleeping_sign(), json!({}))?;
+
+    let entry = node.wait_for("the TaskRun pod's entry", WAIT, || {
+        Ok(entries_for_pod(node, &pod_uid)?.into_iter().next())
+    })?;
+    assert_eq!(spiffe_id_of(&entry), format!("spiffe://{TRUST_DOMAIN}/ns/{ns}/taskrun/build"));
+    let selectors = selector_values(&entry);
+    for wanted in [
+        format!("k8s:pod-uid:{pod_uid}"),
+        format!("k8s:ns:{ns}"),
+        "k8s:pod-name:build-pod".to_owned(),
+        "k8s:container-name:step-sign".to_owned(),
+    ] {
+        assert!(selectors.contains(&wanted), "{wanted} missing from {selectors:?}");
+    }
+    assert!(entries_for_pod(node, &impostor_uid)?.is_empty(), "the impostor pod must get no entry");
+
+    // Done (completionTime): the entry goes.
+    let done = json!({"status": {"completionTime": rfc3339(time::OffsetDateTime::now_utc()),
+        "conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed"}]}});
+    node.kubectl(&["-n", &ns, "patch", "taskrun", "build", "--subresource=status", "--type=merge", "-p", &done.to_string()])?;
+    node.wait_for("the entry deleted after completion", WAIT, || {
+        Ok(entries_for_pod(node, &pod_uid)?.is_empty().then_some(()))
+    })?;
+    assert!(entries_for_pod(node, &impostor_uid)?.is_empty());
+    node.kubectl(&["delete", "namespace", &ns, "--wait=false"])?;
+    Ok(())
+}
+
+/// The signing container as Tekton runs it: the helper image, the CSI volume, its results
+/// directory; the kubelet copies the seal into the container's termination message.
+fn signing_container(ns: &str, taskrun: &str, uid: &str, timeout_secs: u32) -> Value {
+    json!({
+        "name": "step-sign",
+        "image": "tekton-spire-sign:0.1.0",
+        "command": ["/usr/local/bin/tekton-spire-sign"],
+        "args": [format!("--taskrun-namespace={ns}"), format!("--taskrun-name={taskrun}"),
+                 format!("--taskrun-uid={uid}"), "--results-dir=/results", "--result=IMAGE_DIGEST:string",
+                 format!("--timeout={timeout_secs}")],
+        "env": [{"name": "SPIFFE_ENDPOINT_SOCKET", "value": "unix:///spiffe-workload-api/spire-agent.sock"}],
+        "terminationMessagePath": "/results/TEKTON_SPIRE_SEAL",
+        "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [
+            {"name": "spiffe-workload-api", "mountPath": "/spiffe-workload-api", "readOnly": true},
+            {"name": "results", "mountPath": "/results"},
+        ],
+    })
+}
+
+/// The build step's result, written before the signing container starts.
+fn result_writer(digest: &str) -> Value {
+    json!({"initContainers": [{
+        "name": "write-result", "image": "tekton-spire.local/busybox:1",
+        "command": ["sh", "-c", format!("printf '%s' '{digest}' > /results/IMAGE_DIGEST")],
+        "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "results", "mountPath": "/results"}],
+    }]})
+}
+
+/// Waits until a container of the pod terminated; its state.
+fn terminated(node: &Node, ns: &str, pod: &str, container: &str) -> anyhow::Result<Value> {
+    node.wait_for(&format!("container {container} of {pod} to end"), WAIT, || {
+        let pod = pod_json(node, ns, pod)?;
+        Ok(pod["status"]["containerStatuses"].as_array().and_then(|all| {
+            all.iter()
+                .find(|c| c["name"] == container)
+                .and_then(|c| c["state"].get("terminated").cloned())
+        }))
+    })
+}
+
+/// `tekton-spire verify` on a TaskRun read from the API server, with the bundle as
+/// README says to fetch it.
+fn verify(node: &Node, ns: &str, taskrun: &str) -> anyhow::Result<(i32, String)> {
+    let dir = tempfile::tempdir()?;
+    let bundle = node.kubectl(&[
+        "-n", "spire", "exec", "spire-server-0", "-c", "spire-server", "--",
+        "/opt/spire/bin/spire-server", "bundle", "show", "-format", "pem", "-socketPath", "/run/spire/sockets/api.sock",
+    ])?;
+    std::fs::write(dir.path().join("bundle.pem"), bundle)?;
+    std::fs::write(dir.path().join("tr.json"), node.kubectl(&["-n", ns, "get", "taskrun", taskrun, "-o", "json"])?)?;
+    let out = Command::new(env!("CARGO_BIN_EXE_tekton-spire"))
+        .args(["verify", "--taskrun"])
+        .arg(dir.path().join("tr.json"))
+        .arg("--bundle")
+        .arg(dir.path().join("bundle.pem"))
+        .args(["--trust-domain", TRUST_DOMAIN])
+        .output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    ))
+}
+
+fn verdict(node: &Node, ns: &str, taskrun: &str) -> anyhow::Result<Option<Value>> {
+    let tr = json_of(&node.kubectl(&["-n", ns, "get", "taskrun", taskrun, "-o", "json"])?)?;
+    Ok(tr["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "SignedResultsVerified").cloned()))
+}
+
+#[test]
+fn the_helper_signs_with_the_taskruns_svid_beside_a_default_identity_and_the_verdict_is_true() -> anyhow::Result<()> {
+    let (node, _turn) = Node::serial();
+    let ns = namespace(node, "sign")?;
+    // spire-controller-manager's default ClusterSPIFFEID gives every pod
+    // ns/<ns>/sa/<sa>; an entry ID that sorts first makes it the agent's default SVID.
+    let alias = format!("spiffe://{TRUST_DOMAIN}/tekton-node/{}", node.name());
+    let default_id = format!("spiffe://{TRUST_DOMAIN}/ns/{ns}/sa/default");
+    node.spire_server(&[
+        "entry", "create", "-entryID", &format!("0-default.{ns}"), "-parentID", &alias, "-spiffeID", &default_id,
+        "-selector", &format!("k8s:ns:{ns}"), "-selector", "k8s:sa:default",
+    ])?;
+
+    let uid = create_taskrun(node, &ns, "build", "build-pod")?;
+    let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    create_pod(node, &ns, "build-pod", "build", &uid, signing_container(&ns, "build", &uid, 90), result_writer(digest))?;
+    let state = terminated(node, &ns, "build-pod", "step-sign")?;
+    let logs = node.kubectl(&["-n", &ns, "logs", "build-pod", "-c", "step-sign"])?;
+    assert_eq!(state["exitCode"], 0, "the helper failed: {logs}");
+    assert!(logs.contains(&format!("spiffe://{TRUST_DOMAIN}/ns/{ns}/taskrun/build")), "signed with another SVID: {logs}");
+    let seal = state["message"].as_str().context("no seal in the termination message")?.to_owned();
+
+    // Tekton writes the results and completes the TaskRun.
+    let done = json!({"status": {
+        "completionTime": rfc3339(time::OffsetDateTime::now_utc() + time::Duration::seconds(1)),
+        "conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}],
+        "results": [
+            {"name": "IMAGE_DIGEST", "type": "string", "value": digest},
+            {"name": "TEKTON_SPIRE_SEAL", "type": "string", "value": seal},
+        ],
+    }});
+    node.kubectl(&["-n", &ns, "patch", "taskrun", "build", "--subresource=status", "--type=merge", "-p", &done.to_string()])?;
+    let condition = node.wait_for("the controller's verdict", WAIT, || verdict(node, &ns, "build"))?;
+    assert_eq!(condition["status"], "True", "verdict: {condition}");
+    assert_eq!(condition["reason"], "TaskRunResultsVerified");
+    let (code, output) = verify(node, &ns, "build")?;
+    assert_eq!(code, 0, "tekton-spire verify: {output}");
+
+    // A status forged after completion: the verdict turns False and verify rejects.
+    let forged = json!({"status": {"results": [
+        {"name": "IMAGE_DIGEST", "type": "string", "value": digest.replace("0123", "9999")},
+        {"name": "TEKTON_SPIRE_SEAL", "type": "string", "value": seal},
+    ]}});
+    node.kubectl(&["-n", &ns, "patch", "taskrun", "build", "--subresource=status", "--type=merge", "-p", &forged.to_string()])?;
+    let condition = node.wait_for("the verdict on the forged status", WAIT, || {
+        Ok(verdict(node, &ns, "build")?.filter(|c| c["status"] == "False"))
+    })?;
+    assert_eq!(condition["reason"], "TaskRunResultsVerificationFailed");
+    let (code, output) = verify(node, &ns, "build")?;
+    assert_eq!(code, 1, "tekton-spire verify on a forged status: {output}");
+
+    node.spire_server(&["entry", "delete", "-entryID", &format!("0-default.{ns}")])?;
+    node.kubectl(&["delete", "namespace", &ns, "--wait=false"])?;
+    Ok(())
+}
+
+/// The container IDs (without the runtime prefix) of the controller's pods.
+fn controller_containers(node: &Node) -> anyhow::Result<Vec<(String, String, i64)>> {
+    let pods = json_of(&node.kubectl(&[
+        "-n", CONTROLLER_NS, "get", "pods", "-l", "app.kubernetes.io/name=tekton-spire-controller", "-o", "json",
+    ])?)?;
+    let mut out = Vec::new();
+    for pod in pods["items"].as_array().context("no pods")? {
+        for status in pod["status"]["containerStatuses"].as_array().into_iter().flatten() {
+            let id = status["containerID"].as_str().unwrap_or("").trim_start_matches("containerd://").to_owned();
+            let name = pod["metadata"]["name"].as_str().unwrap_or("").to_owned();
+            out.push((name, id, status["restartCount"].as_i64().unwrap_or(0)));
+        }
+    }
+    Ok(out)
+}
+
+#[test]
+fn killing_the_controller_loses_and_leaks_no_entry() -> anyhow::Result<()> {
+    let (node, _turn) = Node::serial();
+    let ns = namespace(node, "kill")?;
+    let mut pods = Vec::new();
+    for i in 0..4 {
+        let uid = create_taskrun(node, &ns, &format!("tr{i}"), &format!("tr{i}-pod"))?;
+        pods.push((format!("tr{i}"), create_pod(node, &ns, &format!("tr{i}-pod"), &format!("tr{i}"), &uid, sleeping_sign(), json!({}))?));
+    }
+    for (_, pod_uid) in &pods {
+        node.wait_for("entries of the running TaskRuns", WAIT, || Ok((!entries_for_pod(node, pod_uid)?.is_empty()).then_some(())))?;
+    }
+    // SIGKILL every replica's process (the kubelet restarts the containers in place).
+    let before = controller_containers(node)?;
+    let address = node.var("CONTAINERD_ADDRESS");
+    for (_, id, _) in &before {
+        let out = Command::new("ctr")
+            .args(["--address", address, "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id])
+            .output()?;
+        if !out.status.success() {
+            bail!("ctr tasks kill {id}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    // While no controller runs: two TaskRuns finish, two start.
+    let done = json!({"status": {"completionTime": rfc3339(time::OffsetDateTime::now_utc()),
+        "conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed"}]}});
+    for (name, _) in &pods[..2] {
+        node.kubectl(&["-n", &ns, "patch", "taskrun", name, "--subresource=status", "--type=merge", "-p", &done.to_string()])?;
+    }
+    let mut started = Vec::new();
+    for i in 4..6 {
+        let uid = create_taskrun(node, &ns, &format!("tr{i}"), &format!("tr{i}-pod"))?;
+        started.push(create_pod(node, &ns, &format!("tr{i}-pod"), &format!("tr{i}"), &uid, sleeping_sign(), json!({}))?);
+    }
+    node.wait_for("both controller containers restarted and Ready", WAIT, || {
+        let now = controller_containers(node)?;
+        let restarted = now.iter().all(|(pod, _, count)| {
+            before.iter().any(|(p, _, c)| p == pod && count > c)
+        });
+        let ready = node
+            .kubectl(&["-n", CONTROLLER_NS, "rollout", "status", "deployment/tekton-spire-controller", "--timeout=1s"])
+            .is_ok();
+        Ok((restarted && ready).then_some(()))
+    })?;
+    let wanted: Vec<&String> = pods[2..].iter().map(|(_, uid)| uid).chain(started.iter()).collect();
+    node.wait_for("exactly the running TaskRuns' entries", WAIT, || {
+        let present = wanted.iter().all(|uid| entries_for_pod(node, uid).is_ok_and(|e| e.len() == 1));
+        let gone = pods[..2].iter().all(|(_, uid)| entries_for_pod(node, uid).is_ok_and(|e| e.is_empty()));
+        Ok((present && gone).then_some(()))
+    })?;
+    node.kubectl(&["delete", "namespace", &ns, "--wait=false"])?;
+    Ok(())
+}
+
+/// A pod that asks the Workload API for any identity with the helper; the helper's
+/// error (it gets no identity, or only others) from the container's log.
+fn ask_for_identity(node: &Node, ns: &str, pod: &str, service_account: &str) -> anyhow::Result<(i64, String)> {
+    let spec = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": pod, "namespace": ns},
+        "spec": {
+            "serviceAccountName": service_account,
+            "restartPolicy": "Never",
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [signing_container(ns, "not-a-taskrun", "00000000-0000-0000-0000-000000000000", 20)],
+            "volumes": [
+                {"name": "spiffe-workload-api", "csi": {"driver": "csi.spiffe.io", "readOnly": true}},
+                {"name": "results", "emptyDir": {}},
+            ],
+        }
+    });
+    node.kubectl_stdin(&["create", "-f", "-"], &spec.to_string())?;
+    let state = terminated(node, ns, pod, "step-sign")?;
+    let logs = node.kubectl(&["-n", ns, "logs", pod, "-c", "step-sign"])?;
+    node.kubectl(&["-n", ns, "delete", "pod", pod, "--wait=false"])?;
+    Ok((state["exitCode"].as_i64().unwrap_or(-1), logs))
+}
+
+#[test]
+fn the_controllers_admin_identity_is_not_obtainable_from_another_namespace_or_node() -> anyhow::Result<()> {
+    let (node, _turn) = Node::serial();
+    let admin_id = "ns/tekton-spire/sa/tekton-spire-controller";
+    // Another namespace, a service account of the same name.
+    let ns = namespace(node, "admin-probe")?;
+    node.kubectl(&["-n", &ns, "create", "serviceaccount", "tekton-spire-controller"])?;
+    let (code, logs) = ask_for_identity(node, &ns, "probe", "tekton-spire-controller")?;
+    assert_ne!(code, 0);
+    assert!(logs.contains("no X.509-SVID was issued"), "expected no identity at all: {logs}");
+    assert!(!logs.contains(admin_id), "{logs}");
+
+    // The controller's own namespace and service account, on a node whose agent is no
+    // longer in the labelled set: the agent attests again without the label.
+    let label = "node-restriction.kubernetes.io/tekton-spire-controller";
+    node.kubectl(&["label", "node", node.name(), &format!("{label}-")])?;
+    node.kubectl(&["-n", "spire", "delete", "pod", "-l", "app.kubernetes.io/name=spire-agent", "--wait=true"])?;
+    node.kubectl(&["-n", "spire", "rollout", "status", "daemonset/spire-agent", "--timeout=120s"])?;
+    let outcome = ask_for_identity(node, CONTROLLER_NS, "probe-unlabelled", "tekton-spire-controller");
+    // Restore before judging, so that later tests find the controller as installed.
+    node.kubectl(&["label", "node", node.name(), &format!("{label}=true")])?;
+    node.kubectl(&["-n", "spire", "delete", "pod", "-l", "app.kubernetes.io/name=spire-agent", "--wait=true"])?;
+    node.kubectl(&["-n", "spire", "rollout", "status", "daemonset/spire-agent", "--timeout=120s"])?;
+    let (code, logs) = outcome?;
+    assert_ne!(code, 0);
+    assert!(logs.contains("no X.509-SVID was issued"), "expected no identity on an unlabelled node: {logs}");
+    assert!(!logs.contains(admin_id), "{logs}");
+
+    // And on the labelled node it is obtainable (the rule is the label, not a broken setup).
+    let (code, logs) = ask_for_identity(node, CONTROLLER_NS, "probe-labelled", "tekton-spire-controller")?;
+    assert_ne!(code, 0, "the probe is not a TaskRun: it cannot sign");
+    assert!(logs.contains(admin_id), "on the labelled node the admin SVID is issued: {logs}");
+    node.kubectl(&["delete", "namespace", &ns, "--wait=false"])?;
+    Ok(())
+}
