@@ -59,6 +59,10 @@ struct Args {
     /// string, so say NAME:string).
     #[arg(long = "result", value_name = "NAME[:TYPE]")]
     results: Vec<helper::ResultSpec>,
+    /// More results to sign, as --result takes them: a Tekton array parameter expands
+    /// into separate arguments (`$(params.results[*])`, the StepAction in deploy/).
+    #[arg(value_name = "NAME[:TYPE]")]
+    more_results: Vec<helper::ResultSpec>,
     /// Log lines as text or JSON, on stderr.
     #[arg(long, value_enum, default_value_t = LogArg::Text)]
     log_format: LogArg,
@@ -94,7 +98,7 @@ fn main() -> ExitCode {
     config.results_dir = args.results_dir;
     config.socket = args.socket;
     config.deadline = Duration::from_secs(args.timeout);
-    config.results = args.results;
+    config.results = args.results.into_iter().chain(args.more_results).collect();
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
