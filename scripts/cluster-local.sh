@@ -14,6 +14,7 @@
 #   scripts/cluster-local.sh stop DIR
 #       Stops every process, kills every container, unmounts every mount and deletes every
 #       network device, namespace and iptables rule the node made. Safe to call twice.
+#       Exits non-zero, naming them, if anything is left.
 #   scripts/cluster-local.sh status DIR
 #       Exits 0 if the node's processes are all running.
 #
@@ -137,6 +138,25 @@ stop() {
   remove_network
   if [[ -f $LOCK && $(cat "$LOCK") == "$dir" ]]; then rm -f "$LOCK"; fi
   stop_watchdog
+  local left
+  left=$(leftovers)
+  [[ -z $left ]] || { say "stop left behind:"; printf '  %s\n' "$left" >&2; return 1; }
+}
+
+# leftovers: prints what a node of DIR left on the machine (nothing after a clean stop).
+leftovers() {
+  local p
+  for p in "${PROCESSES[@]}"; do
+    [[ -f $dir/$p.pid ]] && kill -0 "$(cat "$dir/$p.pid")" 2>/dev/null && echo "process $p ($(cat "$dir/$p.pid"))"
+  done
+  pgrep -af "containerd-shim.*-address $dir/containerd/containerd.sock" | sed 's/^/process /' || true
+  find /sys/fs/cgroup/*/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null | sed 's/^/container process /' || true
+  awk -v a="$KUBELET_DIR" -v b="$dir" '$5 == a || index($5, a "/") == 1 || $5 == b || index($5, b "/") == 1 {print "mount " $5}' /proc/self/mountinfo
+  ip -o link show "$BRIDGE" 2>/dev/null | sed 's/^/network device /' || true
+  ip -o link show type veth 2>/dev/null | grep -o 'veth[^:@]*' | sed 's/^/network device /' || true
+  ls /var/run/netns 2>/dev/null | grep '^cni-' | sed 's/^/network namespace /' || true
+  iptables-save 2>/dev/null | grep -E '^:KUBE-|tekton-spire-node' | sed 's/^/iptables /' || true
+  [[ ! -e $KUBELET_DIR ]] || echo "directory $KUBELET_DIR"
 }
 
 # ---------------------------------------------------------------- start
@@ -597,5 +617,6 @@ case $cmd in
   start) start "$@" ;;
   stop) stop ;;
   status) status ;;
+  leftovers) leftovers ;;
   *) die "unknown command $cmd (start, stop or status)" ;;
 esac

@@ -5,18 +5,20 @@
 #   ./scripts/images.sh [--out DIR] ours   the two images of tekton-spire, from this checkout:
 #                                          tekton-spire (controller and CLI) and
 #                                          tekton-spire-sign (the signing helper)
-#   ./scripts/images.sh [--out DIR] node   the images the one-node cluster runs (pause, a
-#                                          shell, SPIRE, the SPIFFE CSI driver and its
-#                                          registrar, Tekton Pipelines and Chains,
-#                                          spire-controller-manager), from the programs the
-#                                          other scripts build and cache
+#   ./scripts/images.sh [--out DIR] node   the images the one-node cluster runs, from the
+#                                          programs the other scripts build and cache:
+#                                          `cluster` (pause, a shell, CoreDNS, SPIRE, the
+#                                          SPIFFE CSI driver and its registrar) and `beside`
+#                                          (Tekton Pipelines and Chains,
+#                                          spire-controller-manager)
 #   ./scripts/images.sh [--out DIR] all    both (default)
 #
 # Our images: static binaries (the gnu target linked with crt-static; rustup cannot fetch
 # the musl target here) in an otherwise empty image: /etc/passwd and /etc/group, the CA
 # certificates, /tmp; user 65532, no shell, no package manager. Reproducible: paths are
 # remapped out of the binaries and every date is the commit's (SOURCE_DATE_EPOCH), so the
-# same commit gives the same digests on any checkout; `--check` builds twice and compares.
+# same commit gives the same digests on any checkout; `--check` builds a second time from
+# a fresh checkout elsewhere, with its own target directory, and compares the digests.
 # Containerfile builds the same layout with docker, podman or buildah.
 #
 # Prints one line per image: reference, manifest digest, compressed size, and writes
@@ -37,7 +39,7 @@ while [[ $# -gt 0 ]]; do
     --out) out=$2; shift 2 ;;
     --check) check=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    ours|node|all) what=$1; shift ;;
+    ours|cluster|beside|node|all) what=$1; shift ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -95,13 +97,11 @@ with_libs() {
   done < <(ldd "$1" 2>/dev/null | grep -o '/[^ ]*' | sort -u)
 }
 
-build_node() {
-  local spire csi tekton chains scm dns args
+# The node itself and SPIRE on it.
+build_cluster() {
+  local spire csi dns args
   spire=$("$root/scripts/spire.sh")
   csi=$("$root/scripts/programs.sh" spiffe-csi)
-  tekton=$("$root/scripts/programs.sh" tekton)
-  chains=$("$root/scripts/programs.sh" chains)
-  scm=$("$root/scripts/programs.sh" scm)
   dns=$("$root/scripts/programs.sh" coredns)
   command -v busybox >/dev/null || [[ -x /bin/busybox ]] || die "busybox is missing (apt-get install busybox-static)"
   file -L /bin/busybox | grep -q 'statically linked' || die "/bin/busybox is not the static one (apt-get install busybox-static)"
@@ -123,7 +123,16 @@ build_node() {
     --entrypoint /opt/spire/bin/spire-agent --cmd run --user 0:0
   image "$reg/spiffe-csi-driver:$(version_of "$csi")" --file "$csi/spiffe-csi-driver=/spiffe-csi-driver:0755" \
     --entrypoint /spiffe-csi-driver --user 0:0
-  local p v
+  image "$reg/coredns:$(version_of "$dns")" --file "$dns/coredns=/coredns:0755" --entrypoint /coredns
+}
+
+# What runs beside tekton-spire: Tekton Pipelines and Chains, spire-controller-manager.
+build_beside() {
+  local tekton chains scm p v reg=tekton-spire.local
+  tekton=$("$root/scripts/programs.sh" tekton)
+  chains=$("$root/scripts/programs.sh" chains)
+  scm=$("$root/scripts/programs.sh" scm)
+  say "images of Tekton Pipelines, Tekton Chains and spire-controller-manager (tekton-spire.local/…)"
   v=$(version_of "$tekton")
   for p in controller webhook entrypoint nop workingdirinit sidecarlogresults; do
     image "$reg/tekton-$p:$v" --file "$tekton/$p=/ko-app/$p:0755" --entrypoint "/ko-app/$p" \
@@ -131,7 +140,6 @@ build_node() {
   done
   image "$reg/tekton-chains-controller:$(version_of "$chains")" --file "$chains/controller=/ko-app/controller:0755" \
     --entrypoint /ko-app/controller --env KO_DATA_PATH=/var/run/ko --dir /var/run/ko
-  image "$reg/coredns:$(version_of "$dns")" --file "$dns/coredns=/coredns:0755" --entrypoint /coredns
   image "$reg/spire-controller-manager:$(version_of "$scm")" --file "$scm/spire-controller-manager=/spire-controller-manager:0755" \
     --entrypoint /spire-controller-manager
 }
@@ -145,21 +153,34 @@ version_of() {
 
 case $what in
   ours) build_ours ;;
-  node) build_node ;;
-  all) build_ours; build_node ;;
+  cluster) build_cluster ;;
+  beside) build_beside ;;
+  node) build_cluster; build_beside ;;
+  all) build_ours; build_cluster; build_beside ;;
 esac
+# One table for every image in DIR: earlier lines of images not rebuilt now are kept.
+if [[ -f $out/images.tsv ]]; then
+  awk -F'\t' 'NR == FNR { built[$1] = 1; next } !($1 in built)' "$out/images.tsv.new" "$out/images.tsv" >>"$out/images.tsv.new"
+fi
 mv "$out/images.tsv.new" "$out/images.tsv"
 
+# --check: the same commit, checked out elsewhere and built from scratch, must give the
+# same digests (paths, dates and the build directory must not leak into the images).
 if [[ -n $check ]]; then
-  say "--check: building our images a second time from a fresh target directory"
-  first=$(grep -v '^tekton-spire.local/' "$out/images.tsv" | cut -f1,2 | sort)
-  rm -rf "$root/target/static"
-  "$0" --out "$out/check" ours >/dev/null
-  second=$(cut -f1,2 "$out/check/images.tsv" | sort)
-  if [[ "$first" != "$second" ]]; then
-    say "the two builds differ:"; diff <(echo "$first") <(echo "$second") >&2 || true
+  [[ -z $(git status --porcelain --untracked-files=no) ]] || die "--check compares builds of a commit: commit your changes first"
+  second=$(mktemp -d /tmp/tekton-spire-images-check.XXXXXX)
+  say "--check: building our images again from a fresh checkout of $(git rev-parse --short HEAD) in $second"
+  git worktree add --detach "$second/src" HEAD >/dev/null 2>&1 || die "git worktree add failed"
+  (cd "$second/src" && ./scripts/images.sh --out "$second/images" ours >/dev/null) || { git worktree remove --force "$second/src"; die "the second build failed"; }
+  first_set=$(grep -v $'^tekton-spire.local/' "$out/images.tsv" | cut -f1,2 | sort)
+  second_set=$(cut -f1,2 "$second/images/images.tsv" | sort)
+  git worktree remove --force "$second/src"
+  rm -rf "$second"
+  if [[ "$first_set" != "$second_set" ]]; then
+    say "the two builds differ:"; diff <(echo "$first_set") <(echo "$second_set") >&2 || true
     exit 1
   fi
-  say "reproducible: both builds gave the same digests"
+  say "reproducible: a second checkout gave the same digests:"
+  printf '%s\n' "$second_set" >&2
 fi
 cat "$out/images.tsv"

@@ -68,5 +68,7 @@ cargo test --workspace --doc
 say "Python tests (independent implementations and fixture checks)"
 python3 -m pytest -q tests/python
 
-./scripts/cluster-local.sh stop "$node_dir"
+say "stopping the node: nothing may be left behind (processes, mounts, devices, rules)"
+./scripts/cluster-local.sh stop "$node_dir" || die "the node left things behind (see above)"
+rm -rf "$node_dir"
 say "all tests passed in $((SECONDS - started)) s"

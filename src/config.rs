@@ -249,6 +249,16 @@ impl Config {
         if max_svid_ttl < Duration::from_secs(60) {
             return Err(invalid("max-svid-ttl", "must be at least 1m"));
         }
+        let trust_bundle = match (&file.trust_bundle_path, &server) {
+                (Some(path), _) => Some(TrustBundleSource::File(path.clone())),
+                (None, ServerConnection::Mtls { workload_socket, .. }) => {
+                    Some(TrustBundleSource::WorkloadApi(workload_socket.clone()))
+                }
+                (None, ServerConnection::AdminSocket(_)) => file
+                    .spire_socket_path
+                    .clone()
+                    .map(TrustBundleSource::WorkloadApi),
+            };
         Ok(Self {
             trust_domain,
             server,
@@ -262,16 +272,7 @@ impl Config {
             retry_min: Duration::from_millis(200),
             retry_max: Duration::from_secs(10),
             call_timeout: file.call_timeout.unwrap_or(Duration::from_secs(10)),
-            trust_bundle: match (&file.trust_bundle_path, &server) {
-                (Some(path), _) => Some(TrustBundleSource::File(path.clone())),
-                (None, ServerConnection::Mtls { workload_socket, .. }) => {
-                    Some(TrustBundleSource::WorkloadApi(workload_socket.clone()))
-                }
-                (None, ServerConnection::AdminSocket(_)) => file
-                    .spire_socket_path
-                    .clone()
-                    .map(TrustBundleSource::WorkloadApi),
-            },
+            trust_bundle,
             leader_election_namespace: file.leader_election_namespace,
         })
     }

@@ -206,7 +206,7 @@ pub(crate) async fn run(
     });
     Controller::new_with(api, watcher::Config::default(), api_resource)
         .graceful_shutdown_on(shutdown.cancelled_owned())
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, Arc::clone(&ctx))
         .for_each(|_| async {})
         .await;
     if let Some(ctx) = Arc::into_inner(ctx) {
