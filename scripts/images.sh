@@ -119,7 +119,9 @@ build_cluster() {
   mapfile -t args < <(with_libs "$spire/spire-server" /opt/spire/bin/spire-server)
   image "$reg/spire-server:$(version_of "$spire")" "${args[@]}" --dir /run/spire/data:0700:65532 \
     --entrypoint /opt/spire/bin/spire-server --cmd run
-  image "$reg/spire-agent:$(version_of "$spire")" --file "$spire/spire-agent=/opt/spire/bin/spire-agent:0755" \
+  # Built with cgo like the server (one build of SPIRE): the agent links glibc too.
+  mapfile -t args < <(with_libs "$spire/spire-agent" /opt/spire/bin/spire-agent)
+  image "$reg/spire-agent:$(version_of "$spire")" "${args[@]}" \
     --entrypoint /opt/spire/bin/spire-agent --cmd run --user 0:0
   image "$reg/spiffe-csi-driver:$(version_of "$csi")" --file "$csi/spiffe-csi-driver=/spiffe-csi-driver:0755" \
     --entrypoint /spiffe-csi-driver --user 0:0
