@@ -9,7 +9,7 @@
 #                                          programs the other scripts build and cache:
 #                                          `cluster` (pause, a shell, CoreDNS, SPIRE, the
 #                                          SPIFFE CSI driver and its registrar) and `beside`
-#                                          (Tekton Pipelines and Chains,
+#                                          (Tekton Pipelines,
 #                                          spire-controller-manager)
 #   ./scripts/images.sh [--out DIR] all    both (default)
 #
@@ -99,13 +99,14 @@ with_libs() {
 
 # The node itself and SPIRE on it.
 build_cluster() {
-  local spire csi dns args
+  local spire csi dns registrar args
   spire=$("$root/scripts/spire.sh")
+  registrar=$("$root/scripts/programs.sh" csi-registrar)
   csi=$("$root/scripts/programs.sh" spiffe-csi)
   dns=$("$root/scripts/programs.sh" coredns)
   command -v busybox >/dev/null || [[ -x /bin/busybox ]] || die "busybox is missing (apt-get install busybox-static)"
   file -L /bin/busybox | grep -q 'statically linked' || die "/bin/busybox is not the static one (apt-get install busybox-static)"
-  build_static -p tekton-spire-pause -p tekton-spire-csi-registrar
+  build_static -p tekton-spire-pause
   say "images of the one-node cluster (tekton-spire.local/…)"
   local reg=tekton-spire.local
   image "$reg/pause:1" --file "$static_dir/pause=/pause:0755" --entrypoint /pause --user 65535:65535
@@ -114,7 +115,7 @@ build_cluster() {
   args=(--file /bin/busybox=/bin/busybox:0755)
   for a in "${applets[@]}"; do args+=(--symlink "/bin/$a=busybox"); done
   image "$reg/busybox:1" "${args[@]}" --user 0:0 --cmd /bin/sh
-  image "$reg/csi-registrar:1" --file "$static_dir/csi-registrar=/usr/local/bin/csi-registrar:0755" \
+  image "$reg/csi-registrar:1" --file "$registrar/csi-registrar=/usr/local/bin/csi-registrar:0755" \
     --entrypoint /usr/local/bin/csi-registrar --user 0:0
   mapfile -t args < <(with_libs "$spire/spire-server" /opt/spire/bin/spire-server)
   image "$reg/spire-server:$(version_of "$spire")" "${args[@]}" --dir /run/spire/data:0700:65532 \
@@ -128,20 +129,19 @@ build_cluster() {
   image "$reg/coredns:$(version_of "$dns")" --file "$dns/coredns=/coredns:0755" --entrypoint /coredns
 }
 
-# What runs beside tekton-spire: Tekton Pipelines and Chains, spire-controller-manager.
+# What runs beside tekton-spire: Tekton Pipelines, spire-controller-manager. (Tekton
+# Chains: `./scripts/programs.sh chains`, refused by the Go module proxy for every
+# version tried; see docs/measurements.md.)
 build_beside() {
-  local tekton chains scm p v reg=tekton-spire.local
+  local tekton scm p v reg=tekton-spire.local
   tekton=$("$root/scripts/programs.sh" tekton)
-  chains=$("$root/scripts/programs.sh" chains)
   scm=$("$root/scripts/programs.sh" scm)
-  say "images of Tekton Pipelines, Tekton Chains and spire-controller-manager (tekton-spire.local/…)"
+  say "images of Tekton Pipelines and spire-controller-manager (tekton-spire.local/…)"
   v=$(version_of "$tekton")
   for p in controller webhook entrypoint nop workingdirinit sidecarlogresults; do
     image "$reg/tekton-$p:$v" --file "$tekton/$p=/ko-app/$p:0755" --entrypoint "/ko-app/$p" \
       --env KO_DATA_PATH=/var/run/ko --dir /var/run/ko
   done
-  image "$reg/tekton-chains-controller:$(version_of "$chains")" --file "$chains/controller=/ko-app/controller:0755" \
-    --entrypoint /ko-app/controller --env KO_DATA_PATH=/var/run/ko --dir /var/run/ko
   image "$reg/spire-controller-manager:$(version_of "$scm")" --file "$scm/spire-controller-manager=/spire-controller-manager:0755" \
     --entrypoint /spire-controller-manager
 }

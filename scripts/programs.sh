@@ -11,6 +11,8 @@
 #   ./scripts/programs.sh spiffe-csi   the SPIFFE CSI driver $SPIFFE_CSI_VERSION
 #   ./scripts/programs.sh scm          spire-controller-manager $SCM_VERSION (and its CRDs)
 #   ./scripts/programs.sh coredns      CoreDNS $COREDNS_VERSION, the cluster's DNS
+#   ./scripts/programs.sh csi-registrar  the test cluster's CSI driver registrar
+#                                      (tests/cluster/csi-registrar, this repository's)
 #
 # Prints the cache directory. Progress goes to stderr. With PROGRAMS_NO_BUILD=1 it only
 # looks in the cache and fails if the build is missing. (SPIRE: scripts/spire.sh;
@@ -58,6 +60,9 @@ case ${1:-} in
   coredns)
     GB_NAME=coredns-$COREDNS_VERSION GB_MODULE=github.com/coredns/coredns GB_VERSION=$COREDNS_VERSION
     GB_PKGS=(.=coredns) ;;
-  *) die "usage: programs.sh tekton|chains|spiffe-csi|scm|coredns" ;;
+  csi-registrar)
+    dirname "$(go_build_local "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/cluster/csi-registrar" csi-registrar)"
+    exit 0 ;;
+  *) die "usage: programs.sh tekton|chains|spiffe-csi|scm|coredns|csi-registrar" ;;
 esac
 go_build

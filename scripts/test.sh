@@ -2,8 +2,8 @@
 # Installs what the tests need on a fresh machine and runs every test:
 #   Debian's packages for the node (containerd, runc, CNI plugins, iptables, busybox-static,
 #   glibc's static libraries) and Python packages for the independent implementations;
-#   SPIRE, etcd, the Kubernetes programs, the SPIFFE CSI driver, CoreDNS, Tekton Pipelines,
-#   Tekton Chains and spire-controller-manager built from the Go module proxy (cached in
+#   SPIRE, etcd, the Kubernetes programs, the SPIFFE CSI driver, CoreDNS, Tekton Pipelines
+#   and spire-controller-manager built from the Go module proxy (cached in
 #   ~/.cache/tekton-spire, keyed by version: the first run on a machine takes about
 #   an hour on 2 cores, later runs reuse them); the images (scripts/images.sh); a one-node
 #   cluster (scripts/cluster-local.sh) for the node tests; then the Rust workspace's tests
@@ -45,7 +45,7 @@ say "building SPIRE (cached after the first build on this machine)"
 ./scripts/spire.sh
 say "building etcd and the Kubernetes programs, fetching Tekton's CRDs (cached likewise)"
 ./scripts/kube.sh
-for program in spiffe-csi coredns tekton chains scm; do
+for program in spiffe-csi coredns tekton scm csi-registrar; do
   say "building $program (cached likewise)"
   ./scripts/programs.sh "$program"
 done

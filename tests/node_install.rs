@@ -289,22 +289,26 @@ fn verdict(node: &Node, ns: &str, taskrun: &str) -> anyhow::Result<Option<Value>
 fn the_helper_signs_with_the_taskruns_svid_beside_a_default_identity_and_the_verdict_is_true() -> anyhow::Result<()> {
     let (node, _turn) = Node::serial();
     let ns = namespace(node, "sign")?;
-    // spire-controller-manager's default ClusterSPIFFEID gives every pod
-    // ns/<ns>/sa/<sa>; an entry ID that sorts first makes it the agent's default SVID.
-    let alias = format!("spiffe://{TRUST_DOMAIN}/tekton-node/{}", node.name());
-    let default_id = format!("spiffe://{TRUST_DOMAIN}/ns/{ns}/sa/default");
-    node.spire_server(&[
-        "entry", "create", "-entryID", &format!("0-default.{ns}"), "-parentID", &alias, "-spiffeID", &default_id,
-        "-selector", &format!("k8s:ns:{ns}"), "-selector", "k8s:sa:default",
-    ])?;
-
     let uid = create_taskrun(node, &ns, "build", "build-pod")?;
     let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-    create_pod(node, &ns, "build-pod", "build", &uid, signing_container(&ns, "build", &uid, 90), result_writer(digest))?;
+    let pod_uid = create_pod(node, &ns, "build-pod", "build", &uid, signing_container(&ns, "build", &uid, 90), result_writer(digest))?;
+    // spire-controller-manager (installed beside us as helm-charts-hardened does) gives the
+    // pod ns/<ns>/sa/default too, under an entry ID that sorts first: the agent's default.
+    let default_id = format!("spiffe://{TRUST_DOMAIN}/ns/{ns}/sa/default");
+    let scm_entry = node.wait_for("spire-controller-manager's default entry for the pod", WAIT, || {
+        Ok(node.entries_with_prefix("demo-cluster.")?.into_iter().find(|e| {
+            spiffe_id_of(e) == default_id
+                && selector_values(e).contains(&format!("k8s:pod-uid:{pod_uid}"))
+        }))
+    })?;
     let state = terminated(node, &ns, "build-pod", "step-sign")?;
     let logs = node.kubectl(&["-n", &ns, "logs", "build-pod", "-c", "step-sign"])?;
     assert_eq!(state["exitCode"], 0, "the helper failed: {logs}");
     assert!(logs.contains(&format!("spiffe://{TRUST_DOMAIN}/ns/{ns}/taskrun/build")), "signed with another SVID: {logs}");
+    assert!(
+        node.entries_with_prefix("demo-cluster.")?.iter().any(|e| e["id"] == scm_entry["id"]),
+        "the default identity was present while the helper signed"
+    );
     let seal = state["message"].as_str().context("no seal in the termination message")?.to_owned();
 
     // Tekton writes the results and completes the TaskRun.
@@ -336,7 +340,6 @@ fn the_helper_signs_with_the_taskruns_svid_beside_a_default_identity_and_the_ver
     let (code, output) = verify(node, &ns, "build")?;
     assert_eq!(code, 1, "tekton-spire verify on a forged status: {output}");
 
-    node.spire_server(&["entry", "delete", "-entryID", &format!("0-default.{ns}")])?;
     node.kubectl(&["delete", "namespace", &ns, "--wait=false"])?;
     Ok(())
 }
@@ -467,6 +470,37 @@ fn the_controllers_admin_identity_is_not_obtainable_from_another_namespace_or_no
     let (code, logs) = ask_for_identity(node, CONTROLLER_NS, "probe-labelled", "tekton-spire-controller")?;
     assert_ne!(code, 0, "the probe is not a TaskRun: it cannot sign");
     assert!(logs.contains(admin_id), "on the labelled node the admin SVID is issued: {logs}");
+    node.kubectl(&["delete", "namespace", &ns, "--wait=false"])?;
+    Ok(())
+}
+
+#[test]
+fn spire_controller_manager_and_the_controller_keep_to_their_own_entries() -> anyhow::Result<()> {
+    let (node, _turn) = Node::serial();
+    let ns = namespace(node, "coexist")?;
+    let uid = create_taskrun(node, &ns, "build", "build-pod")?;
+    let pod_uid = create_pod(node, &ns, "build-pod", "build", &uid, sleeping_sign(), json!({}))?;
+    let ours = node.wait_for("our entry", WAIT, || Ok(entries_for_pod(node, &pod_uid)?.into_iter().next()))?;
+    let theirs = node.wait_for("spire-controller-manager's entry", WAIT, || {
+        Ok(node
+            .entries_with_prefix("demo-cluster.")?
+            .into_iter()
+            .find(|e| selector_values(e).contains(&format!("k8s:pod-uid:{pod_uid}"))))
+    })?;
+    // The entries neither controller declared (register-controller.sh's).
+    let admin = format!("spiffe://{TRUST_DOMAIN}/ns/tekton-spire/sa/tekton-spire-controller");
+    let unowned = |node: &Node| -> anyhow::Result<usize> {
+        Ok(node.entries_with_prefix("")?.iter().filter(|e| spiffe_id_of(e) == admin).count())
+    };
+    assert_eq!(unowned(node)?, 1);
+    // Three full passes of each (both resync every 10 s): nothing deleted, nothing recreated.
+    std::thread::sleep(Duration::from_secs(30));
+    let still = |id: &Value| -> anyhow::Result<bool> {
+        Ok(node.entries_with_prefix("")?.iter().any(|e| e["id"] == *id))
+    };
+    assert!(still(&ours["id"])?, "spire-controller-manager deleted our entry {}", ours["id"]);
+    assert!(still(&theirs["id"])?, "the controller deleted spire-controller-manager's entry {}", theirs["id"]);
+    assert_eq!(unowned(node)?, 1, "the admin entry survives both");
     node.kubectl(&["delete", "namespace", &ns, "--wait=false"])?;
     Ok(())
 }

@@ -128,3 +128,31 @@ go_build() {
   say "$GB_NAME cached in $dest ($((SECONDS - started)) s)"
   echo "$dest"
 }
+
+# go_build_local DIR NAME: builds the Go module of this repository in DIR (its go.mod and
+# go.sum pin everything; -mod=readonly fails instead of editing them) into
+# $gb_cache/NAME-<hash of its sources>/NAME, and prints that path. GB_NO_BUILD as above.
+go_build_local() {
+  local src=$1 name=$2 hash dest staging
+  hash=$(cd "$src" && cat go.mod go.sum ./*.go | sha256sum | cut -c1-12)
+  dest="$gb_cache/$name-$hash"
+  if [[ -x $dest/$name ]]; then
+    echo "$dest/$name"
+    return 0
+  fi
+  [[ -z "${GB_NO_BUILD:-}" ]] || die "$name is not built ($dest); run ./scripts/test.sh first"
+  command -v go >/dev/null || die "go is not installed; install Go 1.26 or newer"
+  say "building $name from ${src#"$PWD/"} (first run: a few minutes)"
+  mkdir -p "$gb_cache"
+  staging=$(mktemp -d "$gb_cache/.$name-$hash.XXXXXX")
+  if ! (cd "$src" && CGO_ENABLED=0 go build -mod=readonly -buildvcs=false -trimpath -o "$staging/$name" .) >"$staging/build.log" 2>&1; then
+    cat "$staging/build.log" >&2
+    rm -rf "$staging"
+    die "building $name failed (see above); check GOPROXY ($(go env GOPROXY)) and the Go version ($(go env GOVERSION))"
+  fi
+  rm -f "$staging/build.log"
+  rm -rf "$dest"
+  mv "$staging" "$dest"
+  say "$name cached in $dest"
+  echo "$dest/$name"
+}

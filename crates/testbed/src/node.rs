@@ -205,7 +205,14 @@ impl Node {
         let path = |p: &str| root.join(p).to_string_lossy().into_owned();
         // Tekton's CRDs, as Tekton's release installs them.
         self.kubectl(&["apply", "--server-side", "-f", &Path::new(self.var("KUBE_BIN")).join("crds").to_string_lossy()])?;
-        // 1. SPIRE (the test overlay only renames the images to the ones built here).
+        // 1. SPIRE (the test overlay renames the images to the ones built here and adds
+        //    spire-controller-manager as helm-charts-hardened runs it; its CRDs first).
+        let scm = Command::new(root.join("scripts/programs.sh"))
+            .arg("scm")
+            .env("PROGRAMS_NO_BUILD", "1")
+            .output()?;
+        let scm = check(scm, "scripts/programs.sh scm")?;
+        self.kubectl(&["apply", "--server-side", "-f", &format!("{}/crd", scm.trim())])?;
         self.kubectl(&["apply", "-k", &path("tests/cluster/spire")])?;
         for what in ["statefulset/spire-server", "daemonset/spire-agent", "daemonset/spiffe-csi-driver"] {
             self.kubectl(&["-n", "spire", "rollout", "status", what, "--timeout=300s"])?;
