@@ -204,7 +204,9 @@ impl Node {
         let root = repo_root();
         let path = |p: &str| root.join(p).to_string_lossy().into_owned();
         // Tekton's CRDs, as Tekton's release installs them.
-        self.kubectl(&["apply", "--server-side", "-f", &Path::new(self.var("KUBE_BIN")).join("crds").to_string_lossy()])?;
+        // (kubectl does not read a directory through a symbolic link: resolve it.)
+        let crds = std::fs::canonicalize(Path::new(self.var("KUBE_BIN")).join("crds"))?;
+        self.kubectl(&["apply", "--server-side", "-f", &crds.to_string_lossy()])?;
         // 1. SPIRE (the test overlay renames the images to the ones built here and adds
         //    spire-controller-manager as helm-charts-hardened runs it; its CRDs first).
         let scm = Command::new(root.join("scripts/programs.sh"))
