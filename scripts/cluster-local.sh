@@ -109,6 +109,24 @@ remove_network() {
   if [[ -x ${KUBE_BIN:-}/kube-proxy ]]; then
     "$KUBE_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
   fi
+  # The kubelet's own chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT), and
+  # any kube-proxy left: rules that jump to them first, then the chains.
+  local tool table rule chain
+  for tool in iptables ip6tables; do
+    command -v "$tool" >/dev/null || continue
+    for table in filter nat mangle; do
+      while read -r rule; do
+        # shellcheck disable=SC2086 # the rule's words, as iptables-save printed them
+        eval "$tool -t $table -D ${rule#-A }" 2>/dev/null || true
+      done < <("$tool-save" -t "$table" 2>/dev/null | grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j KUBE-' || true)
+      for chain in $("$tool-save" -t "$table" 2>/dev/null | sed -n 's/^:\(KUBE-[^ ]*\).*/\1/p'); do
+        "$tool" -t "$table" -F "$chain" 2>/dev/null || true
+      done
+      for chain in $("$tool-save" -t "$table" 2>/dev/null | sed -n 's/^:\(KUBE-[^ ]*\).*/\1/p'); do
+        "$tool" -t "$table" -X "$chain" 2>/dev/null || true
+      done
+    done
+  done
   # Our own rules, by their comment.
   while iptables -D FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -m comment --comment tekton-spire-node -j DROP 2>/dev/null; do :; done
   while iptables -D FORWARD -o "$BRIDGE" ! -i "$BRIDGE" -m comment --comment tekton-spire-node -j DROP 2>/dev/null; do :; done
@@ -155,7 +173,7 @@ leftovers() {
   ip -o link show "$BRIDGE" 2>/dev/null | sed 's/^/network device /' || true
   ip -o link show type veth 2>/dev/null | grep -o 'veth[^:@]*' | sed 's/^/network device /' || true
   ls /var/run/netns 2>/dev/null | grep '^cni-' | sed 's/^/network namespace /' || true
-  iptables-save 2>/dev/null | grep -E '^:KUBE-|tekton-spire-node' | sed 's/^/iptables /' || true
+  { iptables-save; ip6tables-save; } 2>/dev/null | grep -E '^:KUBE-|tekton-spire-node' | sed 's/^/iptables /' || true
   [[ ! -e $KUBELET_DIR ]] || echo "directory $KUBELET_DIR"
 }
 
