@@ -585,6 +585,11 @@ def chain_cases(p: SealPki) -> list[Case]:
                "signer, reaches the root alone, and the leaf is left over.",
                Sealing(p.intermediate, intermediates=(p.via_intermediate,),
                        key=p.via_intermediate.key).document()),
+        reject("chain-certificate-twice", "chain.extra-certificate", "chain-with-intermediate "
+               "carrying its intermediate twice: a member given twice in the seal is refused, "
+               "the second copy being on no path.",
+               Sealing(p.via_intermediate, intermediates=(p.intermediate, p.intermediate))
+               .document()),
         reject("chain-carries-root", "chain.extra-certificate", "pristine-v1-json carrying the "
                "trusted root after the leaf: roots come from the bundle, never the seal.",
                Sealing(p.good_leaf, intermediates=(p.root,)).document()),
