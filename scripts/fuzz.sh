@@ -14,6 +14,16 @@
 # port, ring's C and assembly), and without ASan a memory error there shows only if it
 # crashes.
 #
+# Caps make a slow or greedy input a crash: each input must be judged within
+# FUZZ_TIMEOUT seconds (default 1, ten times the 100 ms goal), no single allocation may
+# exceed 64 MiB (-malloc_limit_mb, the memory goal) and the fuzzing process may not
+# exceed FUZZ_RSS_MB (default 1024: libFuzzer, its corpus and AddressSanitizer's shadow
+# live there too). Inputs are up to FUZZ_MAX_LEN bytes (default 65536).
+#
+# The `differential` target judges every input with our verifier and with the
+# independent Python one (tests/python/differential_server.py, needs python3 with
+# cryptography and PyYAML) and crashes when their verdicts differ.
+#
 # Seeds fuzz/corpus/<target> from the committed fixtures and seal vectors (the corpus is
 # not committed), prints per target the number of executions and whether it crashed, and
 # exits 1 if any target crashed, timed out or ran out of memory. Findings land in
@@ -24,7 +34,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FUZZ="$ROOT/fuzz"
 FIXTURES="$ROOT/tests/fixtures/legacy"
 VECTORS="$ROOT/tests/vectors/seal"
-ALL_TARGETS=(taskrun_parse seal_parse spiffe_id_parse bundle_load verify_taskrun)
+ALL_TARGETS=(taskrun_parse seal_parse spiffe_id_parse bundle_load verify_taskrun differential)
 
 seconds="${1:-${FUZZ_SECONDS:-60}}"
 if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
@@ -106,12 +116,14 @@ b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
 
 seed taskrun_parse "$FIXTURES"/*.json "$FIXTURES"/*.yaml
 seed verify_taskrun "$FIXTURES"/*.json "$FIXTURES"/*.yaml
+seed differential "$FIXTURES"/*.json "$FIXTURES"/*.yaml
 seed bundle_load "$FIXTURES"/pki/*
 # The seal's test vectors, when present: sealed TaskRuns under the same root, so that
 # verify_taskrun reaches the seal checks too, and their seal values.
 if [ -d "$VECTORS" ]; then
     seed taskrun_parse "$VECTORS"/*.json "$VECTORS"/*.yaml
     seed verify_taskrun "$VECTORS"/*.json "$VECTORS"/*.yaml
+    seed differential "$VECTORS"/*.json "$VECTORS"/*.yaml
     seed bundle_load "$VECTORS"/pki/*
     mkdir -p "$FUZZ/corpus/seal_parse"
     for f in "$VECTORS"/*.json; do
@@ -153,13 +165,15 @@ for t in "${targets[@]}"; do
     echo "== $t: $seconds s"
     dict=()
     case "$t" in
-    taskrun_parse | verify_taskrun) dict=(-dict="$FUZZ/dict/taskrun.dict") ;;
+    taskrun_parse | verify_taskrun | differential) dict=(-dict="$FUZZ/dict/taskrun.dict") ;;
     seal_parse) dict=(-dict="$FUZZ/dict/seal.dict") ;;
     spiffe_id_parse) dict=(-dict="$FUZZ/dict/spiffe_id.dict") ;;
     esac
     status=0
     "${cargo_fuzz[@]}" fuzz run -s "$sanitizer" "${target_dir[@]}" "$t" "$FUZZ/corpus/$t" -- \
-        -max_total_time="$seconds" -timeout=10 -print_final_stats=1 "${dict[@]}" \
+        -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-1}" \
+        -rss_limit_mb="${FUZZ_RSS_MB:-1024}" -malloc_limit_mb=64 \
+        -max_len="${FUZZ_MAX_LEN:-65536}" -print_final_stats=1 "${dict[@]}" \
         >"$logs/$t.log" 2>&1 || status=$?
     execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$logs/$t.log" | tail -1)"
     after="$(find "$FUZZ/artifacts/$t" -type f | sort)"

@@ -2,7 +2,7 @@
 //! verify, and report the verdict as text or JSON with an exit code.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -62,12 +62,6 @@ enum InputError {
         #[source]
         source: taskrun::Error,
     },
-    #[error("cannot read the bundle {path}")]
-    BundleFile {
-        path: String,
-        #[source]
-        source: io::Error,
-    },
     #[error("cannot use the bundle {path}")]
     Bundle {
         path: String,
@@ -81,7 +75,7 @@ impl InputError {
         match self {
             Self::TrustDomain { .. } => "input.trust-domain",
             Self::TaskRun { source, .. } => source.code(),
-            Self::BundleFile { .. } | Self::Bundle { .. } => "bundle.invalid",
+            Self::Bundle { .. } => "bundle.invalid",
         }
     }
 }
@@ -136,17 +130,8 @@ fn read_taskrun(path: &Path) -> Result<TaskRun, taskrun::Error> {
 }
 
 fn read_bundle(path: &Path) -> Result<TrustBundle, InputError> {
-    let file_error = |source| InputError::BundleFile {
-        path: path.display().to_string(),
-        source,
-    };
-    let mut bytes = Vec::new();
-    File::open(path)
-        .map_err(file_error)?
-        .take(bundle::MAX_BUNDLE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(file_error)?;
-    TrustBundle::load(&bytes).map_err(|source| InputError::Bundle {
+    // A file, or a directory of them (a mounted ConfigMap, `spire-agent api fetch -write`).
+    TrustBundle::read(path).map_err(|source| InputError::Bundle {
         path: path.display().to_string(),
         source,
     })

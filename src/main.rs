@@ -74,12 +74,14 @@ struct VerifyArgs {
     /// `kubectl get taskrun NAME -o json` prints it; `-` reads standard input.
     #[arg(long, value_name = "FILE|-")]
     taskrun: PathBuf,
-    /// A trust bundle of the trust domain: PEM CERTIFICATE blocks, or a SPIFFE bundle
-    /// as `spire-server bundle show -format spiffe` prints it. Repeat it to trust
-    /// several (for example across a CA rotation).
-    #[arg(long, value_name = "FILE", required = true)]
+    /// A trust bundle of the trust domain: PEM CERTIFICATE blocks, DER certificates, a
+    /// SPIFFE bundle (`spire-server bundle show -format spiffe`) or SPIRE's bundle JSON
+    /// (`-output json`); or a directory of such files. Repeat it to trust several (for
+    /// example across a CA rotation).
+    #[arg(long, value_name = "FILE|DIR", required = true)]
     bundle: Vec<PathBuf>,
-    /// The trust domain that must have issued the SVID, for example `example.org`.
+    /// The trust domain that must have issued the SVID: `example.org` or
+    /// `spiffe://example.org`.
     #[arg(long, value_name = "TD")]
     trust_domain: String,
     /// Accept only this format; `seal` rejects Tekton's weaker format on clusters that

@@ -98,24 +98,22 @@ impl Workspace {
 
     /// Writes the TaskRun as Tekton would report it and runs `tekton-spire verify`.
     fn verify(&self, spire: &Spire, extra: &[&str]) -> Output {
+        let bundle_path = self.dir.path().join("bundle.json");
+        std::fs::write(&bundle_path, spire.bundle("spiffe").unwrap()).unwrap();
+        self.verify_with(&bundle_path, spire.trust_domain(), extra)
+    }
+
+    fn verify_with(&self, bundle: &Path, trust_domain: &str, extra: &[&str]) -> Output {
         let meta = Meta::just_completed("default", &self.name, "uid-1");
         let taskrun = from_results_dir(&self.results(), &meta).unwrap();
         let tr_path = self.dir.path().join("taskrun.json");
         std::fs::write(&tr_path, serde_json::to_vec(&taskrun).unwrap()).unwrap();
-        let bundle_path = self.dir.path().join("bundle.json");
-        std::fs::write(&bundle_path, spire.bundle("spiffe").unwrap()).unwrap();
         Command::new(env!("CARGO_BIN_EXE_tekton-spire"))
-            .args([
-                "verify",
-                "--output",
-                "json",
-                "--trust-domain",
-                spire.trust_domain(),
-            ])
+            .args(["verify", "--output", "json", "--trust-domain", trust_domain])
             .arg("--taskrun")
             .arg(&tr_path)
             .arg("--bundle")
-            .arg(&bundle_path)
+            .arg(bundle)
             .args(extra)
             .output()
             .unwrap()
@@ -151,6 +149,73 @@ fn the_helper_seals_results_and_the_verifier_accepts_them() {
     let tampered = ws.verify(spire, &[]);
     assert_eq!(tampered.status.code(), Some(1));
     assert_eq!(json(&tampered)["reason"]["code"], "signature.invalid");
+}
+
+/// Issue 11, "bundles as they come": what `spire-server bundle show` prints, in each of
+/// its formats, as DER, and as a directory, is trust material as it is; so is the trust
+/// domain in go-spiffe's `spiffe://` form.
+#[test]
+fn the_verifier_takes_spires_bundle_in_every_form_spire_prints_it() {
+    let spire = Spire::shared();
+    let ws = Workspace::new("bundle-forms");
+    ws.register(spire);
+    let out = ws.sign(spire, &ws.helper(), "seal", 30);
+    assert!(out.status.success(), "helper failed: {}", stderr(&out));
+
+    let forms = ws.dir.path().join("forms");
+    std::fs::create_dir(&forms).unwrap();
+    let pem = spire.bundle("pem").unwrap();
+    let spiffe = spire.bundle("spiffe").unwrap();
+    let json_output = spire
+        .server_cli(&["bundle", "show"], &["-output", "json"])
+        .unwrap();
+    let der: Vec<u8> = pem::parse_many(&pem)
+        .unwrap()
+        .into_iter()
+        .flat_map(pem::Pem::into_contents)
+        .collect();
+    std::fs::write(forms.join("bundle.pem"), &pem).unwrap();
+    std::fs::write(forms.join("bundle.spiffe.json"), &spiffe).unwrap();
+    std::fs::write(forms.join("bundle.spire.json"), &json_output).unwrap();
+    std::fs::write(forms.join("bundle.der"), &der).unwrap();
+    let td = spire.trust_domain();
+    let spiffe_td = format!("spiffe://{td}");
+    for (bundle, trust_domain) in [
+        (forms.join("bundle.pem"), td),
+        (forms.join("bundle.spiffe.json"), td),
+        (forms.join("bundle.spire.json"), td),
+        (forms.join("bundle.der"), td),
+        (forms.clone(), td),
+        (forms.join("bundle.pem"), spiffe_td.as_str()),
+    ] {
+        let verdict = ws.verify_with(&bundle, trust_domain, &[]);
+        assert_eq!(
+            verdict.status.code(),
+            Some(0),
+            "{} with --trust-domain {trust_domain}: {}\nbundle: {}",
+            bundle.display(),
+            stderr(&verdict),
+            std::fs::read_to_string(&bundle).unwrap_or_default()
+        );
+    }
+
+    // What cannot be used says what it found and what it expected.
+    let key = forms.join("key.pem");
+    std::fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let verdict = ws.verify_with(&key, td, &[]);
+    assert_eq!(verdict.status.code(), Some(2));
+    let message = json(&verdict)["reason"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("found a PRIVATE KEY block; expected CERTIFICATE"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -13,19 +13,15 @@ use crate::config::TrustBundleSource;
 /// Why no bundle is at hand for a verdict; all are retried with backoff.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BundleError {
-    #[error("cannot read the trust bundle {path}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("the trust bundle {origin} is unusable")]
     Unusable {
         origin: String,
         #[source]
         source: tekton_spire_verify::bundle::Error,
     },
-    #[error("the Workload API holds no bundle for trust domain {trust_domain} (is spire-trust-domain the agent's?)")]
+    #[error(
+        "the Workload API holds no bundle for trust domain {trust_domain} (is spire-trust-domain the agent's?)"
+    )]
     NoBundle { trust_domain: String },
 }
 
@@ -46,7 +42,10 @@ impl Bundles {
         let endpoint = match source {
             TrustBundleSource::File(path) => return Some(Self::File(path.clone())),
             TrustBundleSource::WorkloadApi(endpoint) => endpoint,
-            #[expect(unreachable_patterns, reason = "the enum is non_exhaustive for other crates")]
+            #[expect(
+                unreachable_patterns,
+                reason = "the enum is non_exhaustive for other crates"
+            )]
             _ => return None,
         };
         let mut delay = Duration::from_millis(500);
@@ -77,20 +76,20 @@ impl Bundles {
     /// The current bundle of `trust_domain`.
     pub(crate) fn current(&self, trust_domain: &TrustDomain) -> Result<TrustBundle, BundleError> {
         match self {
-            Self::File(path) => {
-                let shown = path.display().to_string();
-                let bytes = std::fs::read(path).map_err(|source| BundleError::Read {
-                    path: shown.clone(),
-                    source,
-                })?;
-                TrustBundle::load(&bytes).map_err(|source| BundleError::Unusable { origin: shown, source })
-            }
+            // A file, or a directory of them (a mounted ConfigMap).
+            Self::File(path) => TrustBundle::read(path).map_err(|source| BundleError::Unusable {
+                origin: path.display().to_string(),
+                source,
+            }),
             Self::WorkloadApi(source) => {
                 let no_bundle = || BundleError::NoBundle {
                     trust_domain: trust_domain.to_string(),
                 };
-                let td = spiffe::TrustDomain::new(&trust_domain.to_string()).map_err(|_| no_bundle())?;
-                let bundle = source.try_bundle_for_trust_domain(&td).ok_or_else(no_bundle)?;
+                let td =
+                    spiffe::TrustDomain::new(&trust_domain.to_string()).map_err(|_| no_bundle())?;
+                let bundle = source
+                    .try_bundle_for_trust_domain(&td)
+                    .ok_or_else(no_bundle)?;
                 // The verifier reads PEM; the Workload API hands DER.
                 let pem = pem::encode_many(
                     &bundle

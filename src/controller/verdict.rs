@@ -29,6 +29,10 @@ pub const CONDITION_TYPE: &str = "SignedResultsVerified";
 pub const REASON_VERIFIED: &str = "TaskRunResultsVerified";
 /// Tekton's reason for rejected results.
 pub const REASON_FAILED: &str = "TaskRunResultsVerificationFailed";
+/// Longest one TaskRun's verdict may take. The verifier reads every input up to its size
+/// limit in well under this (docs/measurements.md); the budget is the backstop that keeps
+/// one hostile status from holding up the verdicts of every other TaskRun.
+pub(crate) const VERDICT_BUDGET: Duration = Duration::from_secs(2);
 
 /// Why a verdict could not be recorded; all are retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -88,9 +92,49 @@ pub(crate) fn verdict(
     Some(json!({"type": CONDITION_TYPE, "status": status, "reason": reason, "message": message}))
 }
 
+/// Runs `work` (a verdict) on the blocking pool and waits at most `budget` for it, so that
+/// the reconciles of other TaskRuns, polled by the same task, go on meanwhile. `None` when
+/// the budget ran out; the work then finishes in the background and is dropped.
+pub(crate) async fn within_budget<T: Send + 'static>(
+    budget: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    match tokio::time::timeout(budget, tokio::task::spawn_blocking(work)).await {
+        Ok(Ok(done)) => Some(done),
+        // The verifier does not panic; if it did, that TaskRun gets no verdict.
+        Ok(Err(_)) | Err(_) => None,
+    }
+}
+
+/// The verdict of [`verdict`], within [`VERDICT_BUDGET`]: a TaskRun whose verdict takes
+/// longer is judged not verified.
+async fn verdict_within_budget(
+    taskrun: Arc<DynamicObject>,
+    bundle: TrustBundle,
+    config: Arc<Config>,
+) -> Option<Value> {
+    let completed = taskrun
+        .data
+        .pointer("/status/completionTime")
+        .is_some_and(|t| !t.is_null());
+    match within_budget(VERDICT_BUDGET, move || verdict(&taskrun, bundle, &config)).await {
+        Some(wanted) => wanted,
+        None => completed.then(|| {
+            json!({
+                "type": CONDITION_TYPE, "status": "False", "reason": REASON_FAILED,
+                "message": format!(
+                    "[verdict.budget] verification did not finish within {} s",
+                    VERDICT_BUDGET.as_secs()
+                ),
+            })
+        }),
+    }
+}
+
 async fn reconcile(taskrun: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, VerdictError> {
     let bundle = ctx.bundles.current(&ctx.config.trust_domain)?;
-    let Some(mut wanted) = verdict(&taskrun, bundle, &ctx.config) else {
+    let Some(mut wanted) = verdict_within_budget(taskrun.clone(), bundle, ctx.config.clone()).await
+    else {
         return Ok(Action::await_change());
     };
     let conditions: Vec<Value> = taskrun
@@ -186,7 +230,9 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) {
     let Some(source) = &config.trust_bundle else {
-        tracing::info!("neither trust-bundle-path nor spire-socket-path is set: no verdicts are recorded on TaskRuns");
+        tracing::info!(
+            "neither trust-bundle-path nor spire-socket-path is set: no verdicts are recorded on TaskRuns"
+        );
         return;
     };
     let Some(bundles) = Bundles::open(source, config.call_timeout, &shutdown).await else {
@@ -211,5 +257,53 @@ pub(crate) async fn run(
         .await;
     if let Some(ctx) = Arc::into_inner(ctx) {
         ctx.bundles.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Arc<Config> {
+        Arc::new(
+            Config::parse("spire-trust-domain: example.org\nspire-server-socket: /nonexistent\n")
+                .unwrap(),
+        )
+    }
+
+    fn vector(name: &str) -> DynamicObject {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/seal/");
+        serde_json::from_slice(&std::fs::read(format!("{path}{name}")).unwrap()).unwrap()
+    }
+
+    fn root() -> TrustBundle {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/vectors/seal/pki/root.pem"
+        );
+        TrustBundle::read(std::path::Path::new(path)).unwrap()
+    }
+
+    /// One task polls both verdicts, as kube's controller polls its reconciles. The hostile
+    /// one stands in with a verification that takes 3 s: the verifier itself has no input
+    /// that slow any more (tests/hostile_inputs.rs), which is why this needs a stand-in.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_slow_verdict_delays_nothing_but_itself() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let ordinary = Arc::new(vector("pristine-v1-json.json"));
+        let slow_finished = Arc::new(AtomicBool::new(false));
+        let flag = slow_finished.clone();
+        let slow = within_budget(Duration::from_millis(300), move || {
+            std::thread::sleep(Duration::from_secs(3));
+            flag.store(true, Ordering::SeqCst);
+        });
+        let fast = verdict_within_budget(ordinary, root(), config());
+        let (slow, fast) = tokio::join!(slow, fast);
+        assert_eq!(slow, None, "the slow verdict must be cut off at its budget");
+        assert_eq!(fast.unwrap()["status"], "True");
+        assert!(
+            !slow_finished.load(Ordering::SeqCst),
+            "both verdicts must be in before the slow work ends"
+        );
     }
 }

@@ -105,6 +105,68 @@ class SealPki(Pki):
         return self.leaf("leaf-via-rsa-root", issuer=self.rsa_root)
 
 
+    # ---- path validation (section 9.2, steps 7 and 10)
+
+    def constrained_root(self, label: str, **knobs) -> pki.Credential:
+        return pki.root_ca(label, "2025-01-01T00:00:00Z", "2035-01-01T00:00:00Z", **knobs)
+
+    def constrained_intermediate(self, label: str, parent: pki.Credential | None = None,
+                                 **knobs) -> pki.Credential:
+        return pki.intermediate_ca(label, parent or self.root, "2025-05-01T00:00:00Z",
+                                   "2026-05-01T00:00:00Z", **knobs)
+
+    @cached_property
+    def root_path_length_zero(self):
+        return self.constrained_root("root-pathlen-0", path_length=0)
+
+    @cached_property
+    def root_path_length_one(self):
+        return self.constrained_root("root-pathlen-1", path_length=1)
+
+
+def uri_constraints(permitted=None, excluded=None):
+    """A critical nameConstraints extension of URI subtrees (hosts or .domains)."""
+    uris = lambda hosts: None if hosts is None else [  # noqa: E731
+        x509.UniformResourceIdentifier(h) for h in hosts]
+    return (x509.NameConstraints(permitted_subtrees=uris(permitted),
+                                 excluded_subtrees=uris(excluded)), True)
+
+
+def resigned(cert: pki.Credential, issuer: pki.Credential, edit) -> pki.Credential:
+    """cert with its TBSCertificate's bytes edited by `edit` and signed again by issuer
+    (ECDSA P-256, RFC 6979), so that the edit is the only fault."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    der = cert.cert.public_bytes(serialization.Encoding.DER)
+    tbs = cert.cert.tbs_certificate_bytes
+    new_tbs = edit(tbs)
+    sig = issuer.key.sign(new_tbs, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+    alg = der[der.index(tbs) + len(tbs):]
+    alg = alg[:alg[1] + 2]  # signatureAlgorithm (short form: ecdsa-with-SHA256 is 12 bytes)
+    bits = b"\x00" + sig
+    body = new_tbs + alg + _tlv(0x03, bits)
+    return pki.Credential(_RawCertificate(_tlv(0x30, body)), cert.key)
+
+
+class _RawCertificate:
+    """DER bytes standing in for a certificate that `cryptography` (strict DER) would not
+    load: the sealing code only asks for its bytes."""
+
+    def __init__(self, der: bytes):
+        self.der = der
+
+    def public_bytes(self, encoding) -> bytes:
+        return self.der
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    ln = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(ln)]) + ln + content
+
+
 # ---------------------------------------------------------------- scenarios
 
 @dataclass
@@ -377,11 +439,11 @@ def tamper_cases(p: SealPki) -> list[Case]:
                "): the UID is signed.", with_metadata(doc, uid=OTHER_UID)),
         reject("signed-at-edited-inside-run", "signature.invalid", "pristine-v1-json with the "
                "seal's time edited to 12:04:59, still inside the run: the time is signed, so "
-               "the signature fails (step 15).", base.document(base.entries(
+               "the signature fails (step 16).", base.document(base.entries(
                    edit_seal(value, 1, "2025-06-01T12:04:59Z")))),
         reject("signed-at-edited-outside-run", "seal.time-outside-run", "pristine-v1-json with "
                "the seal's time edited to 12:07:00: the time window (step 6) is checked before "
-               "the signature (step 15).", base.document(base.entries(
+               "the signature (step 16).", base.document(base.entries(
                    edit_seal(value, 1, "2025-06-01T12:07:00Z")))),
         reject("signature-by-other-key", "signature.invalid", "pristine-v1-json with the seal's "
                "signature replaced by a signature of the same message by another key.",
@@ -523,6 +585,11 @@ def chain_cases(p: SealPki) -> list[Case]:
                "signer, reaches the root alone, and the leaf is left over.",
                Sealing(p.intermediate, intermediates=(p.via_intermediate,),
                        key=p.via_intermediate.key).document()),
+        reject("chain-certificate-twice", "chain.extra-certificate", "chain-with-intermediate "
+               "carrying its intermediate twice: a member given twice in the seal is refused, "
+               "the second copy being on no path.",
+               Sealing(p.via_intermediate, intermediates=(p.intermediate, p.intermediate))
+               .document()),
         reject("chain-carries-root", "chain.extra-certificate", "pristine-v1-json carrying the "
                "trusted root after the leaf: roots come from the bundle, never the seal.",
                Sealing(p.good_leaf, intermediates=(p.root,)).document()),
@@ -572,6 +639,99 @@ def chain_cases(p: SealPki) -> list[Case]:
         accept("rsa-root", "pristine-v1-json sealed by a P-256 SVID that an RSA-2048 root "
                "signs with sha256WithRSAEncryption (bundle rsa-root.pem).",
                Sealing(p.via_rsa_root), bundles=["pki/rsa-root.pem"]),
+    ]
+
+
+def path_validation_cases(p: SealPki) -> list[Case]:
+    """Section 9.2, steps 7 and 10: pathLenConstraint, URI name constraints, critical
+    extensions that are not processed, and DER read strictly. Each differs from
+    pristine-v1-json or chain-with-intermediate in the one property its note names."""
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+    sid = p.spiffe_id()
+    r0, r1 = p.root_path_length_zero, p.root_path_length_one
+    via_r1 = p.constrained_intermediate("intermediate-under-pathlen-1", r1)
+    via_r0 = p.constrained_intermediate("intermediate-under-pathlen-0", r0)
+
+    def under(label: str, **knobs):
+        inter = p.constrained_intermediate(label, **knobs)
+        return Sealing(p.leaf("leaf-" + label, issuer=inter), intermediates=(inter,))
+
+    critical_eku = (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), True)
+    critical_policies = (x509.CertificatePolicies(
+        [x509.PolicyInformation(x509.ObjectIdentifier("2.5.29.32.0"), None)]), True)
+    dns_constraint = (x509.NameConstraints(permitted_subtrees=[x509.DNSName("example.org")],
+                                           excluded_subtrees=None), True)
+    # The leaf's basicConstraints (critical) with its BOOLEAN TRUE written 01 (BER) instead
+    # of FF (DER), signed again so that nothing else is wrong.
+    critical_true = bytes.fromhex("0603551d130101ff")
+    ber_leaf = resigned(p.leaf("leaf-ber-boolean"), p.root,
+                        lambda tbs: tbs.replace(critical_true, bytes.fromhex("0603551d13010101"), 1))
+    return [
+        accept("path-length-zero-root-signs-leaf", "pristine-v1-json under a root whose "
+               "basicConstraints say pathLenConstraint 0 (bundle root-pathlen-0.pem): no "
+               "intermediate, so it holds.",
+               Sealing(p.leaf("leaf-under-pathlen-0", issuer=r0)),
+               bundles=["pki/root-pathlen-0.pem"]),
+        reject("path-length-zero-root-with-intermediate", "chain.path-length",
+               "path-length-zero-root-signs-leaf with an intermediate between the root and "
+               "the leaf: one intermediate below a CA that allows none.",
+               Sealing(p.leaf("leaf-via-pathlen-0", issuer=via_r0), intermediates=(via_r0,))
+               .document(), bundles=["pki/root-pathlen-0.pem"]),
+        accept("path-length-one-root-with-intermediate", "chain-with-intermediate under a "
+               "root with pathLenConstraint 1 (bundle root-pathlen-1.pem).",
+               Sealing(p.leaf("leaf-via-pathlen-1", issuer=via_r1), intermediates=(via_r1,)),
+               bundles=["pki/root-pathlen-1.pem"]),
+        accept("name-constraints-permit-trust-domain", "chain-with-intermediate whose "
+               "intermediate carries critical nameConstraints permitting the URI host "
+               "example.org: the leaf's SPIFFE ID (and the intermediate's own) is inside.",
+               under("intermediate-permits-example-org",
+                     extra_extensions=[uri_constraints(permitted=["example.org"])])),
+        reject("name-constraints-permit-other-domain", "chain.name-constraints",
+               "name-constraints-permit-trust-domain permitting other.org instead.",
+               under("intermediate-permits-other-org",
+                     extra_extensions=[uri_constraints(permitted=["other.org"])]).document()),
+        reject("name-constraints-dot-domain-excludes-itself", "chain.name-constraints",
+               "name-constraints-permit-trust-domain permitting .example.org instead: a "
+               "leading dot permits hosts below example.org, not example.org itself.",
+               under("intermediate-permits-below-example-org",
+                     extra_extensions=[uri_constraints(permitted=[".example.org"])])
+               .document()),
+        reject("name-constraints-exclude-trust-domain", "chain.name-constraints",
+               "name-constraints-permit-trust-domain excluding example.org instead of "
+               "permitting it.",
+               under("intermediate-excludes-example-org",
+                     extra_extensions=[uri_constraints(excluded=["example.org"])]).document()),
+        reject("name-constraints-dns-form", "material.malformed",
+               "name-constraints-permit-trust-domain with a DNS name subtree instead of a "
+               "URI one: only URI name constraints are processed (step 7).",
+               under("intermediate-dns-constraint",
+                     extra_extensions=[dns_constraint]).document()),
+        reject("svid-critical-extended-key-usage", "material.malformed", "pristine-v1-json "
+               "sealed by a leaf whose extendedKeyUsage (clientAuth) is critical: extended "
+               "key usage is not processed, so a critical one makes the leaf unusable.",
+               Sealing(p.leaf("leaf-critical-eku", server_client_eku=False,
+                              extra_extensions=[critical_eku])).document()),
+        reject("intermediate-critical-certificate-policies", "material.malformed",
+               "chain-with-intermediate whose intermediate has critical certificatePolicies "
+               "(anyPolicy): not processed, so unusable.",
+               under("intermediate-critical-policies",
+                     extra_extensions=[critical_policies]).document()),
+        reject("svid-ber-boolean", "material.malformed", "pristine-v1-json sealed by a leaf "
+               "whose basicConstraints' critical flag is the BER BOOLEAN 01 instead of the "
+               "DER FF, signed again by the root: certificates are read as strict DER.",
+               Sealing(ber_leaf).document()),
+        accept("trust-domain-as-spiffe-id", "pristine-v1-json verified with the trust domain "
+               "given as spiffe://example.org.", Sealing(p.good_leaf),
+               trust_domain="spiffe://example.org"),
+        invalid("trust-domain-with-path", "input.trust-domain", "pristine-v1-json verified "
+                "with the trust domain given as " + sid + ", a workload's ID.",
+                Sealing(p.good_leaf).document(), trust_domain=sid),
+        accept("bundle-der", "pristine-v1-json verified against root.der: the root as one "
+               "DER certificate.", Sealing(p.good_leaf), bundles=["pki/root.der"]),
+        invalid("bundle-spiffe-duplicate-keys", "bundle.invalid", "pristine-bundle-spiffe "
+                "with a second \"keys\" member holding another root: readers disagree on "
+                "which counts.", Sealing(p.good_leaf).document(),
+                bundles=["pki/bundle-duplicate-keys.spiffe.json"]),
     ]
 
 
@@ -714,13 +874,50 @@ def profile_cases(p: SealPki) -> list[Case]:
         reject("seal-absent-require-format", "material.absent", "seal-absent verified with "
                "--require-format seal: no material at all is reported before the format "
                "requirement.", seal_absent, args=["--require-format", "seal"]),
+    ] + reading_cases(p)
+
+
+def reading_cases(p: SealPki) -> list[Case]:
+    """Section 9.1.2-9.1.3: text that starts like JSON is JSON only, a byte order mark is
+    dropped, aliases and merge keys are refused. Each differs from pristine-v1-json or
+    pristine-v1-yaml in the one property its note names."""
+    base = Sealing(p.good_leaf)
+    json_text = json.dumps(base.document(), indent=2) + "\n"
+    text_yaml = yaml_text(base.document())
+    summary = json.dumps(BASE["summary"])
+    if json_text.count(summary) != 1 or "metadata:\n" not in text_yaml:
+        raise AssertionError("the pristine renderings changed shape")
+    raw_break = json_text.replace(summary, summary.replace(", ", ",\n    "))
+    huge = json_text.replace('"metadata": {', '"metadata": {\n    "generation": 1e400,', 1)
+    merged = text_yaml.replace("metadata:\n", "metadata:\n  <<: {labels: {team: a}}\n", 1)
+    aliased = text_yaml.replace("metadata:\n", "metadata:\n  labels: &l {team: a}\n"
+                                "  annotations: *l\n", 1)
+    return [
+        accept("bom-before-block-yaml", "pristine-v1-yaml with a byte order mark before it: "
+               "dropped, as YAML allows.", base, content="\ufeff" + text_yaml, ext="yaml"),
+        accept("bom-before-yaml-directive", "pristine-v1-yaml with a byte order mark and a "
+               "%YAML 1.1 directive before it.", base,
+               content="\ufeff%YAML 1.1\n---\n" + text_yaml, ext="yaml"),
+        invalid("json-raw-line-break-in-string", "input.syntax", "pristine-v1-json's text "
+                "with a raw line break inside summary's value: not JSON, and a YAML reader "
+                "would fold it into the signed value, so the text is refused, not read as "
+                "YAML.", raw_break),
+        invalid("json-number-beyond-binary64", "input.syntax", "pristine-v1-json with "
+                "metadata.generation 1e400, a number beyond binary64: JSON readers disagree "
+                "on it (infinity, an error), so the text is refused, not read as YAML.",
+                huge),
+        invalid("yaml-merge-key", "input.syntax", "pristine-v1-yaml with a merge key (<<) in "
+                "metadata.", merged, ext="yaml"),
+        invalid("yaml-alias", "input.syntax", "pristine-v1-yaml with metadata.annotations an "
+                "alias of metadata.labels: aliases are refused, never expanded.", aliased,
+                ext="yaml"),
     ]
 
 
 def all_cases(p: SealPki) -> list[Case]:
     cases = [c for group in (pristine_cases, value_cases, tamper_cases, material_cases,
-                             run_cases, chain_cases, svid_cases, identity_cases, invalid_cases,
-                             profile_cases)
+                             run_cases, chain_cases, path_validation_cases, svid_cases,
+                             identity_cases, invalid_cases, profile_cases)
              for c in group(p)]
     names = [c.name for c in cases]
     if len(names) != len(set(names)):
@@ -741,6 +938,11 @@ def pki_files(p: SealPki) -> dict[str, str]:
                                    "The previous root:\n" + p.other_root.pem() +
                                    "\nThe current root:\n" + p.root.pem() + "\nEnd.\n"),
         "pki/garbage.pem": "This is not a trust bundle: no PEM block, no JSON.\n",
+        "pki/root-pathlen-0.pem": p.root_path_length_zero.pem(),
+        "pki/root-pathlen-1.pem": p.root_path_length_one.pem(),
+        "pki/bundle-duplicate-keys.spiffe.json": pki.spiffe_bundle([p.root.cert]).replace(
+            '"keys": [', '"keys": ' + json.dumps(json.loads(pki.spiffe_bundle(
+                [p.other_root.cert]))["keys"]) + ',\n    "keys": [', 1),
     }
 
 
@@ -759,7 +961,7 @@ def remove_stale(out: Path, keep: set[str]) -> None:
     """Drop vectors of cases that no longer exist, touching only our own file kinds."""
     for path in out.rglob("*"):
         rel = path.relative_to(out).as_posix()
-        if (path.is_file() and path.suffix in {".json", ".yaml", ".pem", ".pae"}
+        if (path.is_file() and path.suffix in {".json", ".yaml", ".pem", ".pae", ".der"}
                 and rel not in keep):
             path.unlink()
 
@@ -778,7 +980,13 @@ def generate(out: Path) -> dict:
         if "PRIVATE KEY" in text:
             raise AssertionError(f"refusing to write key material into {rel}")
         gen_fixtures.write_atomic(out / rel, text)
-    remove_stale(out, set(files))
+    from cryptography.hazmat.primitives import serialization
+    binary = {"pki/root.der": p.root.cert.public_bytes(serialization.Encoding.DER)}
+    for rel, data in binary.items():
+        tmp = out / (rel + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(out / rel)
+    remove_stale(out, set(files) | set(binary))
     return manifest
 
 

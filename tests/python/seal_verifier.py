@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -299,8 +300,7 @@ def _json_pairs(pairs):
 
 
 def _json_constant(name):
-    # Python's json accepts NaN/Infinity/-Infinity; JSON (RFC 8259) does not, so the
-    # text is not JSON and is read as YAML (section 9.1.2).
+    # Python's json accepts NaN/Infinity/-Infinity; JSON (RFC 8259) does not.
     raise _BadDocument("not JSON: " + name)
 
 
@@ -411,46 +411,20 @@ def _yaml_tagged(tag: str, text: str) -> Any:
     raise _BadDocument("%s is not a valid %s" % (text, tag))
 
 
-class _Alias:
-    """Where an alias was used (PyYAML would share the node silently)."""
-
-    def __init__(self, node):
-        self.node = node
-
-
 class _ProfileLoader(yaml.SafeLoader):
-    def __init__(self, stream):
-        super().__init__(stream)
-        self.events = 0
-
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
-            self.events += 1
-            node = super().compose_node(parent, index)
-            return _Alias(node)
+            # Section 9.1.3: aliases are refused, not expanded.
+            raise _BadDocument("an alias is not accepted")
         event = self.peek_event()
         raw_tag = getattr(event, "tag", None)
-        self.events += 1 if isinstance(event, yaml.ScalarEvent) else 2
         node = super().compose_node(parent, index)
         node.raw_tag = raw_tag
         return node
 
 
 class _YamlBuilder:
-    def __init__(self, events: int):
-        self.budget = 100 * events
-        self.jumps = 0
-
-    def follow(self, node):
-        while isinstance(node, _Alias):
-            self.jumps += 1
-            if self.jumps > self.budget:
-                raise _BadDocument("aliases expanded too many times")
-            node = node.node
-        return node
-
     def value(self, node, depth: int) -> Any:
-        node = self.follow(node)
         tag = node.raw_tag
         if tag is not None and tag.startswith("!"):
             raise _BadDocument("local tag %s" % tag)
@@ -464,7 +438,6 @@ class _YamlBuilder:
             return [self.value(item, depth + 1) for item in node.value]
         out = {}
         for key_node, value_node in node.value:
-            key_node = self.follow(key_node)
             if not isinstance(key_node, yaml.ScalarNode):
                 raise _BadDocument("a mapping key is not a scalar")
             if key_node.value == "<<":  # in any style; tags on keys are ignored
@@ -484,7 +457,7 @@ def _yaml_load(text: str) -> Any:
         loader.dispose()
     if node is None:
         return None
-    return _YamlBuilder(loader.events).value(node, 0)
+    return _YamlBuilder().value(node, 0)
 
 
 def _has_lone_surrogate(s: str) -> bool:
@@ -510,26 +483,26 @@ def _check_document(value: Any) -> None:
                 stack.extend((x, depth + 1) for x in v)
 
 
+_JSON_WS = " \t\n\r"
+
+
 def parse_document(text: str) -> Any:
-    """Section 9.1.2: a JSON text is read as JSON, anything else as one YAML document.
-    Raises Invalid(input.syntax)."""
+    """Section 9.1.2: after an optional byte order mark, a text whose first character
+    that is not JSON white space is { or [ is read as JSON and nothing else; any other
+    text as one YAML document. Raises Invalid(input.syntax)."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
     try:
-        doc = _json_load(text)
+        if text.lstrip(_JSON_WS)[:1] in ("{", "["):
+            doc = _json_load(text)
+        else:
+            doc = _yaml_load(text)
+        _check_document(doc)
     except _DuplicateKey as e:
         raise Invalid("input.syntax", "duplicate key %r" % (e.args[0],))
-    except (ValueError, _BadDocument, RecursionError):
-        try:
-            doc = _yaml_load(text)
-        except _DuplicateKey as e:
-            raise Invalid("input.syntax", "duplicate key %r" % (e.args[0],))
-        except (yaml.YAMLError, _BadDocument, RecursionError, ValueError, TypeError) as e:
-            raise Invalid("input.syntax", "neither JSON nor YAML: %s" % e)
-    try:
-        _check_document(doc)
-    except _BadDocument as e:
-        raise Invalid("input.syntax", str(e))
+    except (ValueError, _BadDocument, RecursionError, yaml.YAMLError, TypeError) as e:
+        raise Invalid("input.syntax", "not JSON or YAML as section 9.1.2 reads them: %s" % e)
     return doc
-
 
 
 @dataclass
@@ -575,7 +548,6 @@ def read_taskrun_bytes(data: bytes) -> TaskRun:
         raise Invalid("input.not-taskrun", "the document is not UTF-8")
     if all(c in WHITE_SPACE for c in text):
         raise Invalid("input.empty", "the document is empty")
-    # A byte order mark is not white space and not JSON: YAML reads it (section 9.1.2).
     doc = parse_document(text)
     return taskrun_from_doc(doc)
 
@@ -603,14 +575,14 @@ def taskrun_from_doc(doc: Any) -> TaskRun:
     if not isinstance(meta, dict):
         raise bad("no metadata")
     name = meta.get("name")
-    # Section 4: a string, possibly empty (an empty name fails step 13).
+    # Section 4: a string, possibly empty (an empty name fails step 14).
     if not isinstance(name, str):
         raise bad("no metadata.name")
     if _absent(meta, "namespace"):
         namespace = "default"
     else:
         namespace = meta["namespace"]
-        # Section 4: an empty string is present, not absent (it fails step 13).
+        # Section 4: an empty string is present, not absent (it fails step 14).
         if not isinstance(namespace, str):
             raise bad("metadata.namespace is not a string")
     if _absent(meta, "uid"):
@@ -801,6 +773,70 @@ UNDERSTOOD_EXTENSIONS = frozenset({
 })
 
 
+# Section 9.2 step 7: the extensions whose rules a verifier applies; any other critical
+# extension makes the certificate unusable.
+PROCESSED_EXTENSIONS = frozenset({"2.5.29.19", "2.5.29.15", "2.5.29.17", "2.5.29.30"})
+OID_NAME_CONSTRAINTS = "2.5.29.30"
+
+
+def _check_der(buf: bytes, start: int, end: int, nesting: int = 0) -> None:
+    """Section 9.2 step 7, DER: every TLV has the shortest definite length (checked by
+    _read_tlv), constructed values are descended into, and BOOLEAN, INTEGER, BIT STRING,
+    NULL and OBJECT IDENTIFIER values have their one DER form."""
+    if nesting > 32:
+        raise ValueError("values nested too deep")
+    for tag, _, cs, ce in _children(buf, start, end):
+        c = buf[cs:ce]
+        if tag & 0x20:
+            _check_der(buf, cs, ce, nesting + 1)
+        elif tag == 0x01 and c not in (b"\x00", b"\xff"):
+            raise ValueError("a BOOLEAN other than 00 or FF")
+        elif tag == 0x02 and (not c or (len(c) > 1 and ((c[0] == 0 and c[1] < 0x80)
+                                                        or (c[0] == 0xFF and c[1] >= 0x80)))):
+            raise ValueError("an INTEGER not in its shortest form")
+        elif tag == 0x03 and (not c or c[0] > 7 or (len(c) == 1 and c[0])
+                              or (len(c) > 1 and c[-1] & ((1 << c[0]) - 1))):
+            raise ValueError("a BIT STRING not in its DER form")
+        elif tag == 0x05 and c:
+            raise ValueError("a NULL with contents")
+        elif tag == 0x06 and (not c or c[-1] & 0x80
+                              or any(b == 0x80 and (i == 0 or not c[i - 1] & 0x80)
+                                     for i, b in enumerate(c))):
+            raise ValueError("an OBJECT IDENTIFIER not in its DER form")
+
+
+def _uri_constraints(value: bytes) -> tuple[list[str], list[str]]:
+    """Section 9.2 step 7: nameConstraints of URI subtrees only, without minimum or
+    maximum -> (permitted hosts, excluded hosts)."""
+    s, e = _one(value, 0x30)
+    permitted: list[str] = []
+    excluded: list[str] = []
+    last = None
+    for tag, _, cs, ce in _children(value, s, e):
+        if tag == 0xA0 and last is None:
+            target = permitted
+        elif tag == 0xA1 and last != 0xA1:
+            target = excluded
+        else:
+            raise ValueError("nameConstraints: subtrees out of order")
+        last = tag
+        subtrees = _children(value, cs, ce)
+        if not subtrees:
+            raise ValueError("nameConstraints: an empty list of subtrees")
+        for st, _, ss, se in subtrees:
+            parts = _children(value, ss, se)
+            if st != 0x30 or len(parts) != 1:
+                raise ValueError("nameConstraints: a subtree with a minimum or maximum")
+            bt, _, bs, be = parts[0]
+            if bt != 0x86:
+                raise ValueError("nameConstraints: a name form other than URI")
+            host = value[bs:be]
+            if not host or any(b > 0x7F for b in host):
+                raise ValueError("nameConstraints: a URI constraint that is not an ASCII host")
+            target.append(host.decode("ascii"))
+    return permitted, excluded
+
+
 def _check_unparsed_extension(oid: str, value: bytes) -> None:
     """Understood types that `cryptography` does not parse in a certificate: their
     outer syntax only (an approximation of "holds one value of the type's syntax")."""
@@ -828,6 +864,7 @@ class Cert:
     subject_der: bytes
     spki: bytes
     extensions: x509.Extensions  # its understood extensions, parsed
+    uri_constraints: tuple[list[str], list[str]] | None = None  # (permitted, excluded)
 
 
 def parse_cert(der: bytes) -> Cert:
@@ -837,6 +874,7 @@ def parse_cert(der: bytes) -> Cert:
     tag, s, end = _read_tlv(der, 0)
     if tag != 0x30 or end != len(der):
         raise ValueError("not exactly one DER SEQUENCE")
+    _check_der(der, 0, end)
     parts = _children(der, s, end)
     if len(parts) != 3 or parts[0][0] != 0x30:
         raise ValueError("not a Certificate")
@@ -846,9 +884,15 @@ def parse_cert(der: bytes) -> Cert:
     if len(oids) != len(set(oids)):
         raise ValueError("an extension occurs twice")
     kept = b""
+    constraints = None
     for oid, critical, value, head in tbs.extensions:
-        if critical and oid not in UNDERSTOOD_EXTENSIONS:
-            raise ValueError("critical extension %s is not understood" % oid)
+        if critical and oid not in PROCESSED_EXTENSIONS:
+            raise ValueError("critical extension %s is not processed" % oid)
+        if oid in PROCESSED_EXTENSIONS:
+            _one(value, value[0] if value else 0)  # exactly one value
+            _check_der(value, 0, len(value))
+        if oid == OID_NAME_CONSTRAINTS:
+            constraints = _uri_constraints(value)
         if oid in UNDERSTOOD_EXTENSIONS:
             # One value of the type's syntax at the start; bytes after it are ignored.
             _, _, first_end = _read_tlv(value, 0)
@@ -869,7 +913,7 @@ def parse_cert(der: bytes) -> Cert:
         extensions = copy.extensions  # raises on a malformed understood extension
     else:
         extensions = c.extensions
-    return Cert(der, c, tbs.issuer, tbs.subject, tbs.spki, extensions)
+    return Cert(der, c, tbs.issuer, tbs.subject, tbs.spki, extensions, constraints)
 
 
 # --------------------------------------------------------------------------------------
@@ -939,21 +983,33 @@ def _load_pem_bundle(data: bytes) -> list[bytes]:
     return ders
 
 
-def _spiffe_pairs(pairs):
-    # A second `keys`, `use` or `x5c` is refused; other members, duplicates included,
-    # are ignored.
-    obj = {}
-    for k, v in pairs:
-        if k in obj and k in ("keys", "use", "x5c"):
-            raise _DuplicateKey(k)
-        obj[k] = v
-    return obj
+def _load_json_bundle(data: bytes) -> list[bytes]:
+    """Section 9.1.5: a SPIFFE bundle, or SPIRE's bundle JSON. Read as section 9.1.2
+    reads JSON: a member given twice anywhere is refused."""
+    doc = _json_load(data.decode("utf-8", "strict"))
+    _check_document(doc)
+    if not isinstance(doc, dict):
+        raise ValueError("JSON that is not an object")
+    if "keys" in doc:
+        return _load_spiffe_bundle(doc)
+    if "x509_authorities" in doc or "trust_domain" in doc:
+        auths = doc.get("x509_authorities")
+        if auths is None:
+            return []
+        if not isinstance(auths, list):
+            raise ValueError("x509_authorities is not an array")
+        ders = []
+        for a in auths:
+            if not isinstance(a, dict) or not isinstance(a.get("asn1"), str):
+                raise ValueError("an X.509 authority without an asn1 string")
+            ders.append(_strict_b64std(a["asn1"]))
+        return ders
+    raise ValueError("a JSON object that is neither a SPIFFE bundle nor SPIRE's bundle JSON")
 
 
-def _load_spiffe_bundle(text: str) -> list[bytes]:
+def _load_spiffe_bundle(doc: dict) -> list[bytes]:
     """Section 9.1.5, SPIFFE bundle."""
-    doc = json.loads(text, object_pairs_hook=_spiffe_pairs, parse_constant=_json_constant)
-    if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
+    if not isinstance(doc.get("keys"), list):
         raise ValueError("not a SPIFFE bundle")
     ders = []
     for key in doc["keys"]:
@@ -974,22 +1030,63 @@ def _load_spiffe_bundle(text: str) -> list[bytes]:
     return ders
 
 
+def _split_der(data: bytes) -> list[bytes]:
+    """Section 9.1.5, DER: certificates one after the other, split by outer length."""
+    ders = []
+    while data:
+        if len(data) < 2 or data[0] != 0x30 or not 0x81 <= data[1] <= 0x83:
+            raise ValueError("a DER certificate does not start with a SEQUENCE")
+        n = data[1] & 0x7F
+        if len(data) < 2 + n:
+            raise ValueError("a DER certificate is cut short")
+        end = 2 + n + int.from_bytes(data[2 : 2 + n], "big")
+        if end > len(data):
+            raise ValueError("a DER certificate is cut short")
+        ders.append(data[:end])
+        data = data[end:]
+    return ders
+
+
+def load_bundle_bytes(data: bytes) -> list[Cert]:
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise ValueError("larger than 1 MiB")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    rest = data.lstrip(b" \t\n\x0c\r")
+    if not rest:
+        raise ValueError("empty")
+    if rest[:1] in (b"{", b"["):
+        ders = _load_json_bundle(data)
+    elif rest[0] == 0x30 and len(rest) > 1 and 0x81 <= rest[1] <= 0x84:
+        ders = _split_der(rest)
+    else:
+        ders = _load_pem_bundle(data)
+    if not ders:
+        raise ValueError("no certificate")
+    return [parse_cert(d) for d in ders]
+
+
+def _read_limited(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(MAX_BUNDLE_BYTES + 1)
+
+
 def load_bundle_file(path: str) -> list[Cert]:
+    """Section 9.1.5: a file, or a directory of them (names starting with '.' skipped,
+    in the order of their names; a subdirectory or no file is refused)."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_BUNDLE_BYTES + 1)
-        if len(data) > MAX_BUNDLE_BYTES:
-            raise ValueError("larger than 1 MiB")
-        first = next((b for b in data if b not in b" \t\n\x0c\r"), None)
-        if first is None:
-            raise ValueError("empty")
-        if first == ord("{"):
-            ders = _load_spiffe_bundle(data.decode("utf-8", "strict"))
-        else:
-            ders = _load_pem_bundle(data)
-        if not ders:
-            raise ValueError("no certificate")
-        return [parse_cert(d) for d in ders]
+        if os.path.isdir(path):
+            names = sorted(n for n in os.listdir(path) if not n.startswith("."))
+            if not names:
+                raise ValueError("a directory with no bundle file")
+            certs = []
+            for n in names:
+                full = os.path.join(path, n)
+                if os.path.isdir(full):
+                    raise ValueError("a directory inside the bundle directory")
+                certs.extend(load_bundle_bytes(_read_limited(full)))
+            return certs
+        return load_bundle_bytes(_read_limited(path))
     except (OSError, ValueError, UnicodeDecodeError, _DuplicateKey, _BadDocument,
             UnsupportedAlgorithm, RecursionError, x509.DuplicateExtension) as e:
         raise Invalid("bundle.invalid", "bundle %s: %s" % (path, e))
@@ -1007,7 +1104,7 @@ def load_bundles(paths: Iterable[str]) -> list[Cert]:
 
 
 # --------------------------------------------------------------------------------------
-# SPIFFE IDs (section 9.2, step 11)
+# SPIFFE IDs (section 9.2, step 12)
 # --------------------------------------------------------------------------------------
 
 _TD_RE = re.compile(r"[a-z0-9._-]+")
@@ -1015,8 +1112,16 @@ _SEGMENT_RE = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def valid_trust_domain(td: str) -> bool:
-    # 1 to 255 characters of a-z 0-9 . - _; no "spiffe://" prefix.
+    # 1 to 255 characters of a-z 0-9 . - _.
     return bool(_TD_RE.fullmatch(td)) and len(td) <= 255
+
+
+def expected_trust_domain(given: str) -> str | None:
+    """Section 9.1: a trust domain name, or its SPIFFE ID (spiffe://name, no path)."""
+    if given.startswith("spiffe://"):
+        parsed = parse_spiffe_id(given)
+        return parsed[0] if parsed is not None and parsed[1] == "" else None
+    return given if valid_trust_domain(given) else None
 
 
 def valid_path_segment(seg: str) -> bool:
@@ -1025,7 +1130,7 @@ def valid_path_segment(seg: str) -> bool:
 
 def parse_spiffe_id(uri: str) -> tuple[str, str] | None:
     """A valid SPIFFE ID -> (trust domain, path), else None. An ID with no path is
-    valid (it fails step 13)."""
+    valid (it fails step 14)."""
     if len(uri.encode("utf-8")) > 2048 or not uri.startswith("spiffe://"):
         return None
     rest = uri[len("spiffe://") :]
@@ -1107,6 +1212,39 @@ def _verify_cert_signature(child: Cert, issuer: Cert) -> bool:
         return True
     except (InvalidSignature, ValueError):
         return False
+
+
+def _uri_sans(c: Cert) -> list[str]:
+    try:
+        san = c.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+    except x509.ExtensionNotFound:
+        return []
+    return san.get_values_for_type(x509.UniformResourceIdentifier)
+
+
+def uri_host(uri: str) -> str | None:
+    """Section 9.2 step 10: the host of a URI: after "://", up to "/", "?", "#" or the
+    end, without user information ("...@") and port (":" and digits); None if there is
+    none or it is an IP literal ("[...]")."""
+    if "://" not in uri:
+        return None
+    authority = re.split(r"[/?#]", uri.split("://", 1)[1], maxsplit=1)[0]
+    host = authority.rsplit("@", 1)[-1]
+    h, colon, port = host.rpartition(":")
+    if colon and re.fullmatch(r"[0-9]*", port):
+        host = h
+    if not host or host.startswith("["):
+        return None
+    return host
+
+
+def _host_matches(host: str, constraint: str) -> bool:
+    """RFC 5280 4.2.1.10: ".domain" matches hosts below it, "host" only itself; ASCII
+    case is ignored."""
+    h, c = host.encode("utf-8").lower(), constraint.encode("ascii").lower()
+    if c.startswith(b"."):
+        return len(h) > len(c) and h.endswith(c)
+    return h == c
 
 
 def _combination_ok(child: Cert, issuer: Cert) -> bool:
@@ -1297,14 +1435,33 @@ def verify(tr: TaskRun, roots: list[Cert], trust_domain: str, require_format: st
     if unused:
         raise Rejected("chain.extra-certificate", "%d carried certificate(s) not on the path" % len(unused))
 
-    # 10. Validity at the signing time (whole seconds).
+    # 10. Constraints of the CAs on the path, the root included.
+    for i, ca in enumerate(path[1:], start=1):
+        try:
+            limit = ca.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value.path_length
+        except x509.ExtensionNotFound:
+            limit = None
+        if limit is not None and i - 1 > limit:
+            raise Rejected("chain.path-length", "%d intermediates below a CA allowing %d" % (i - 1, limit))
+        if ca.uri_constraints is None:
+            continue
+        permitted, excluded = ca.uri_constraints
+        for below in path[:i]:
+            for uri in _uri_sans(below):
+                host = uri_host(uri)
+                ok = host is not None and (not permitted or any(_host_matches(host, c) for c in permitted)) \
+                    and not any(_host_matches(host, c) for c in excluded)
+                if not ok:
+                    raise Rejected("chain.name-constraints", "URI %s outside a CA's name constraints" % uri)
+
+    # 11. Validity at the signing time (whole seconds).
     for c in path:
         if t < _dt_to_epoch(c.x509.not_valid_before_utc):
             raise Rejected("chain.not-yet-valid", "a certificate is not yet valid at signed-at")
         if t > _dt_to_epoch(c.x509.not_valid_after_utc):
             raise Rejected("chain.expired", "a certificate has expired at signed-at")
 
-    # 11. X.509-SVID.
+    # 12. X.509-SVID.
     exts = leaf.extensions
     try:
         san = exts.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
@@ -1330,23 +1487,23 @@ def verify(tr: TaskRun, roots: list[Cert], trust_domain: str, require_format: st
     if not ku.digital_signature or ku.key_cert_sign or ku.crl_sign:
         raise Rejected("svid.key-usage", "the leaf's keyUsage is not an SVID's")
 
-    # 12. Trust domain.
+    # 13. Trust domain.
     if parsed[0] != trust_domain:
         raise Rejected("identity.trust-domain", "SPIFFE ID in trust domain %s" % parsed[0])
 
-    # 13. Identity.
+    # 14. Identity.
     if not (valid_path_segment(tr.namespace) and valid_path_segment(tr.name)):
         raise Rejected("identity.mismatch", "the namespace or name cannot form a SPIFFE ID")
     expected = "spiffe://%s/ns/%s/taskrun/%s" % (trust_domain, tr.namespace, tr.name)
     if spiffe_id != expected:
         raise Rejected("identity.mismatch", "SPIFFE ID %s, expected %s" % (spiffe_id, expected))
 
-    # 14. Key: its kind, from the SubjectPublicKeyInfo as written.
+    # 15. Key: its kind, from the SubjectPublicKeyInfo as written.
     kind = _key_kind(leaf)
     if kind not in ("p256", "rsa"):
         raise Rejected("signature.algorithm", "the leaf's key is not P-256 or RSA 2048-8192")
 
-    # 15. Signature. A key section 7 cannot use verifies nothing.
+    # 16. Signature. A key section 7 cannot use verifies nothing.
     msg = build_message(tr, seal.signed_at)
     sig = seal.signature
     try:
@@ -1441,11 +1598,12 @@ def run(argv: list[str]) -> tuple[int, dict, str]:
     output = opts["output"]
     try:
         # Section 9.1.1: the trust domain, then each bundle, then the TaskRun.
-        if not valid_trust_domain(opts["trust_domain"]):
+        trust_domain = expected_trust_domain(opts["trust_domain"])
+        if trust_domain is None:
             raise Invalid("input.trust-domain", "not a valid trust domain name")
         roots = load_bundles(opts["bundles"])
         tr = read_taskrun(opts["taskrun"])
-        v = verify(tr, roots, opts["trust_domain"], opts["require_format"], opts["clock_skew"])
+        v = verify(tr, roots, trust_domain, opts["require_format"], opts["clock_skew"])
     except Invalid as e:
         return 2, {"verdict": "invalid", "reason": {"code": e.code, "message": e.message}}, output
     except Rejected as e:

@@ -42,6 +42,7 @@ REJECT_CODES = {
     "chain.untrusted", "chain.signature", "chain.issuer-not-ca", "chain.extra-certificate",
     "chain.not-yet-valid", "chain.expired", "svid.uri-san", "svid.ca", "svid.key-usage",
     "identity.trust-domain", "identity.mismatch", "signature.algorithm", "signature.invalid",
+    "chain.path-length", "chain.name-constraints",
 }
 INVALID_CODES = {"input.read", "input.empty", "input.too-large", "input.syntax",
                  "input.not-taskrun", "bundle.invalid", "input.trust-domain"}
@@ -228,12 +229,19 @@ def roots_of(root: Path, bundles: list[str]) -> list[x509.Certificate]:
     out = []
     for b in bundles:
         data = (root / b).read_bytes()
-        if b.endswith(".json"):
+        if b.endswith(".der"):
+            out.append(x509.load_der_x509_certificate(data))
+        elif b.endswith(".json"):
             out += [x509.load_der_x509_certificate(base64.b64decode(k["x5c"][0]))
                     for k in json.loads(data)["keys"] if k["use"] == "x509-svid"]
         else:
             out += x509.load_pem_x509_certificates(data)
     return out
+
+
+# Accepted cases whose path `cryptography`'s verifier cannot judge: it refuses URI name
+# constraints as unsupported. The Python verifier of tests/python judges them instead.
+CHAIN_CHECK_UNSUPPORTED = {"name-constraints-permit-trust-domain"}
 
 
 def chain_ok(chain: list[bytes], roots: list[x509.Certificate], at: str) -> bool:
@@ -341,6 +349,8 @@ def test_accepted_cases_verify_with_a_second_verifier(generated):
         assert message == (out / f"messages/{case['name']}.pae").read_bytes(), case["name"]
         leaf = x509.load_der_x509_certificate(chain[0])
         assert signature_verifies(leaf, message, signature), case["name"]
+        if case["name"] in CHAIN_CHECK_UNSUPPORTED:
+            continue
         assert chain_ok(chain, roots_of(out, case["bundles"]), signed_at), case["name"]
 
 

@@ -12,6 +12,7 @@
 
 pub mod bundle;
 mod crypto;
+mod document;
 pub mod legacy;
 pub mod seal;
 mod spiffe_id;

@@ -41,6 +41,11 @@ pub enum IdError {
     /// A path segment was empty, `.` or `..`.
     #[error("SPIFFE ID path segments must not be empty, '.' or '..'")]
     BadPathSegment,
+    /// A trust domain was given as a SPIFFE ID with a path (a workload's ID).
+    #[error(
+        "found a SPIFFE ID with a path; expected a trust domain name (example.org) or its SPIFFE ID (spiffe://example.org)"
+    )]
+    TrustDomainHasPath,
     /// The path had a character outside `[a-zA-Z0-9._-]`.
     #[error("SPIFFE ID path may only contain letters, digits, '.', '-' and '_' (found {found:?})")]
     BadPathChar {
@@ -54,11 +59,25 @@ pub enum IdError {
 pub struct TrustDomain(String);
 
 impl TrustDomain {
-    /// Parses a trust domain name. A `spiffe://` prefix is not accepted here.
+    /// Parses a trust domain given as its name (`example.org`) or as its SPIFFE ID
+    /// (`spiffe://example.org`, as go-spiffe accepts it); an ID with a path is refused,
+    /// since it names a workload, not a trust domain.
     ///
     /// # Errors
-    /// When the name is empty, too long, or has a character the specification forbids.
-    pub fn new(name: &str) -> Result<Self, IdError> {
+    /// When the name is empty, too long, or has a character the specification forbids,
+    /// or when a SPIFFE ID is given with a path.
+    pub fn new(name_or_id: &str) -> Result<Self, IdError> {
+        if name_or_id.starts_with(SCHEME) {
+            let id = SpiffeId::parse(name_or_id)?;
+            if !id.path.is_empty() {
+                return Err(IdError::TrustDomainHasPath);
+            }
+            return Ok(id.trust_domain);
+        }
+        Self::from_name(name_or_id)
+    }
+
+    fn from_name(name: &str) -> Result<Self, IdError> {
         if name.is_empty() {
             return Err(IdError::EmptyTrustDomain);
         }
@@ -111,7 +130,7 @@ impl SpiffeId {
             Some(i) => rest.split_at(i),
             None => (rest, ""),
         };
-        let trust_domain = TrustDomain::new(domain)?;
+        let trust_domain = TrustDomain::from_name(domain)?;
         if !path.is_empty() {
             for segment in path[1..].split('/') {
                 if segment.is_empty() || segment == "." || segment == ".." {
@@ -232,6 +251,19 @@ mod tests {
     fn an_overlong_id_is_refused_before_it_is_scanned() {
         let id = format!("spiffe://example.org/{}", "a".repeat(MAX_ID_LEN));
         assert!(matches!(SpiffeId::parse(&id), Err(IdError::TooLong { .. })));
+    }
+
+    #[test]
+    fn a_trust_domain_is_given_as_its_name_or_its_spiffe_id() {
+        for given in ["example.org", "spiffe://example.org"] {
+            assert_eq!(TrustDomain::new(given).unwrap().as_str(), "example.org");
+        }
+        assert_eq!(
+            TrustDomain::new("spiffe://example.org/ns/a"),
+            Err(IdError::TrustDomainHasPath)
+        );
+        assert!(TrustDomain::new("spiffe://example.org/").is_err());
+        assert!(TrustDomain::new("spiffe://Example.org").is_err());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
-use serde::Deserialize;
+pub use crate::document::SyntaxError;
+use crate::document::{self, Node, Select};
+
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -27,9 +29,10 @@ pub enum Error {
         "the TaskRun document is larger than {MAX_TASKRUN_BYTES} bytes (Kubernetes objects are at most about 1.5 MB)"
     )]
     TooLarge,
-    /// The input is neither JSON nor YAML.
+    /// The input is neither JSON nor YAML as the verifier reads them: a syntax error,
+    /// a duplicate key, nesting deeper than 128, a YAML alias or merge key, ...
     #[error("the document is neither JSON nor YAML")]
-    Syntax(#[source] serde_yaml_ng::Error),
+    Syntax(#[source] SyntaxError),
     /// The input is JSON or YAML but not a TaskRun of a supported version.
     #[error("the document is not a tekton.dev/v1 or tekton.dev/v1beta1 TaskRun: {problem}")]
     NotTaskRun {
@@ -183,7 +186,8 @@ impl TaskRun {
         Self::parse(&bytes)
     }
 
-    /// Parses a TaskRun document (JSON or YAML).
+    /// Parses a TaskRun document (JSON or YAML). Time is linear in the size of the
+    /// document, and memory bounded by what is kept from it (see [`crate::document`]).
     ///
     /// # Errors
     /// As [`TaskRun::from_reader`].
@@ -197,24 +201,10 @@ impl TaskRun {
         if text.trim().is_empty() {
             return Err(Error::Empty);
         }
-        // JSON is YAML 1.2, but parse it as JSON first: the JSON parser is stricter and
-        // faster. Both refuse duplicate keys (see `StrictValue`).
-        let StrictValue(raw) = match serde_json::from_str(text) {
-            Ok(value) => value,
-            Err(_) => {
-                let StrictValue(value) = serde_yaml_ng::from_str(text).map_err(Error::Syntax)?;
-                // YAML readers that apply merge keys would see other values than we do.
-                if has_merge_key(&value) {
-                    return Err(not_taskrun("YAML merge keys (<<) are not accepted"));
-                }
-                StrictValue(value)
-            }
-        };
-        require_objects(&raw)?;
-        let raw: RawTaskRun = serde_json::from_value(raw).map_err(|e| Error::NotTaskRun {
-            problem: e.to_string(),
-        })?;
-        raw.into_taskrun()
+        let document = document::read(text, &TASKRUN)
+            .map_err(Error::Syntax)?
+            .unwrap_or(Node::Null);
+        from_document(document)
     }
 
     /// The result with this name, if any.
@@ -223,161 +213,35 @@ impl TaskRun {
     }
 }
 
-/// A JSON value read with duplicate object keys refused. Parsers disagree on which of
-/// two equal keys wins (serde_json and Go take the last, others the first), so a
-/// document with two `value`s could show Chains one value and the verifier another.
-struct StrictValue(serde_json::Value);
+/// The parts of a TaskRun document that verification reads; the rest is checked for
+/// syntax and dropped.
+static TASKRUN: Select = Select::Fields(&[
+    ("apiVersion", Select::All),
+    ("kind", Select::All),
+    (
+        "metadata",
+        Select::Fields(&[
+            ("name", Select::All),
+            ("namespace", Select::All),
+            ("uid", Select::All),
+        ]),
+    ),
+    (
+        "status",
+        Select::Fields(&[
+            ("startTime", Select::All),
+            ("completionTime", Select::All),
+            ("results", Select::Items(&RESULT_ENTRY)),
+            ("taskResults", Select::Items(&RESULT_ENTRY)),
+        ]),
+    ),
+]);
 
-impl<'de> Deserialize<'de> for StrictValue {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(StrictVisitor)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> serde::de::Visitor<'de> for StrictVisitor {
-    type Value = StrictValue;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<StrictValue, E> {
-        Ok(StrictValue(v.into()))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<StrictValue, E> {
-        Ok(StrictValue(v.into()))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<StrictValue, E> {
-        Ok(StrictValue(v.into()))
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<StrictValue, E> {
-        // JSON has no infinities or NaN; YAML's would silently become null.
-        if !v.is_finite() {
-            return Err(E::custom("non-finite numbers are not accepted"));
-        }
-        Ok(StrictValue(v.into()))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<StrictValue, E> {
-        Ok(StrictValue(v.into()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<StrictValue, E> {
-        Ok(StrictValue(v.into()))
-    }
-
-    fn visit_unit<E>(self) -> Result<StrictValue, E> {
-        Ok(StrictValue(serde_json::Value::Null))
-    }
-
-    fn visit_none<E>(self) -> Result<StrictValue, E> {
-        Ok(StrictValue(serde_json::Value::Null))
-    }
-
-    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<StrictValue, D::Error> {
-        StrictValue::deserialize(d)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<StrictValue, A::Error> {
-        let mut items = Vec::new();
-        while let Some(StrictValue(item)) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(StrictValue(items.into()))
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StrictValue, A::Error> {
-        let mut object = serde_json::Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let StrictValue(value) = map.next_value()?;
-            if object.insert(key.clone(), value).is_some() {
-                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
-            }
-        }
-        Ok(StrictValue(object.into()))
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawTaskRun {
-    api_version: String,
-    kind: String,
-    metadata: RawMetadata,
-    #[serde(default)]
-    status: Option<RawStatus>,
-}
-
-#[derive(Deserialize)]
-struct RawMetadata {
-    name: String,
-    #[serde(default)]
-    namespace: Option<String>,
-    #[serde(default)]
-    uid: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawStatus {
-    #[serde(default)]
-    start_time: Option<String>,
-    #[serde(default)]
-    completion_time: Option<String>,
-    #[serde(default)]
-    results: Option<Vec<RawResult>>,
-    #[serde(default)]
-    task_results: Option<Vec<RawResult>>,
-}
-
-#[derive(Deserialize)]
-struct RawResult {
-    name: String,
-    #[serde(rename = "type", default)]
-    declared_type: Option<String>,
-    value: serde_json::Value,
-}
-
-/// serde reads a struct from an array too (positionally); a TaskRun's parts must be
-/// objects, as Kubernetes writes them.
-fn require_objects(doc: &serde_json::Value) -> Result<(), Error> {
-    use serde_json::Value;
-    let object_or_absent =
-        |v: Option<&Value>| matches!(v, None | Some(Value::Object(_) | Value::Null));
-    let Value::Object(top) = doc else {
-        return Err(not_taskrun("the document is not an object"));
-    };
-    if !matches!(top.get("metadata"), Some(Value::Object(_))) {
-        return Err(not_taskrun("metadata is not an object"));
-    }
-    let status = top.get("status");
-    if !object_or_absent(status) {
-        return Err(not_taskrun("status is not an object"));
-    }
-    for list in ["results", "taskResults"] {
-        if let Some(Value::Array(items)) = status.and_then(|s| s.get(list))
-            && !items.iter().all(Value::is_object)
-        {
-            return Err(not_taskrun(format!(
-                "status.{list} holds an entry that is not an object"
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn has_merge_key(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::Object(map) => map.contains_key("<<") || map.values().any(has_merge_key),
-        serde_json::Value::Array(items) => items.iter().any(has_merge_key),
-        _ => false,
-    }
-}
+static RESULT_ENTRY: Select = Select::Fields(&[
+    ("name", Select::All),
+    ("type", Select::All),
+    ("value", Select::Value),
+]);
 
 fn not_taskrun(problem: impl Into<String>) -> Error {
     Error::NotTaskRun {
@@ -385,75 +249,155 @@ fn not_taskrun(problem: impl Into<String>) -> Error {
     }
 }
 
-impl RawTaskRun {
-    fn into_taskrun(self) -> Result<TaskRun, Error> {
-        if self.kind != "TaskRun" {
-            return Err(not_taskrun(format!("kind is {:?}", self.kind)));
-        }
-        let api_version = match self.api_version.as_str() {
-            "tekton.dev/v1" => ApiVersion::V1,
-            "tekton.dev/v1beta1" => ApiVersion::V1Beta1,
-            other => {
-                return Err(not_taskrun(format!(
-                    "apiVersion {other:?} is not supported"
-                )));
-            }
-        };
-        let status = self.status.unwrap_or(RawStatus {
-            start_time: None,
-            completion_time: None,
-            results: None,
-            task_results: None,
-        });
-        let raw_results = match api_version {
-            ApiVersion::V1 => status.results,
-            ApiVersion::V1Beta1 => status.task_results,
-        };
-        let mut seen = BTreeSet::new();
-        let mut results = Vec::new();
-        for raw in raw_results.unwrap_or_default() {
-            if !seen.insert(raw.name.clone()) {
-                return Err(not_taskrun(format!("result {:?} appears twice", raw.name)));
-            }
-            results.push(TaskResult {
-                value: typed_value(&raw.name, raw.value)?,
-                name: raw.name,
-                declared_type: raw.declared_type,
-            });
-        }
-        Ok(TaskRun {
-            api_version,
-            namespace: self.metadata.namespace.unwrap_or_else(|| "default".into()),
-            name: self.metadata.name,
-            uid: self.metadata.uid,
-            start_time: parse_time("startTime", status.start_time)?,
-            completion_time: parse_time("completionTime", status.completion_time)?,
-            results,
-        })
+/// A member that may be absent; null counts as absent (section 4).
+fn present<'n>(object: &'n Node, key: &str) -> Option<&'n Node> {
+    object.get(key).filter(|node| **node != Node::Null)
+}
+
+/// A member that must be a string when present.
+fn optional_string(object: &Node, key: &str, shown: &str) -> Result<Option<String>, Error> {
+    match present(object, key) {
+        None => Ok(None),
+        Some(Node::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(not_taskrun(format!("{shown} is not a string"))),
     }
 }
 
-fn typed_value(name: &str, value: serde_json::Value) -> Result<ResultValue, Error> {
-    use serde_json::Value;
+/// Section 4 of docs/seal-format.md: the document as a TaskRun.
+fn from_document(mut document: Node) -> Result<TaskRun, Error> {
+    let doc = &document;
+    let Node::Object(_) = doc else {
+        return Err(not_taskrun("the document is not an object"));
+    };
+    if present(doc, "kind") != Some(&Node::String("TaskRun".into())) {
+        return Err(not_taskrun("kind is not TaskRun"));
+    }
+    let api_version = match present(doc, "apiVersion") {
+        Some(Node::String(v)) if v == "tekton.dev/v1" => ApiVersion::V1,
+        Some(Node::String(v)) if v == "tekton.dev/v1beta1" => ApiVersion::V1Beta1,
+        Some(Node::String(other)) => {
+            return Err(not_taskrun(format!(
+                "apiVersion {other:?} is not supported"
+            )));
+        }
+        _ => return Err(not_taskrun("apiVersion is not a string")),
+    };
+    let metadata = match present(doc, "metadata") {
+        Some(m @ Node::Object(_)) => m,
+        _ => return Err(not_taskrun("metadata is not an object")),
+    };
+    let Some(name) = optional_string(metadata, "name", "metadata.name")? else {
+        return Err(not_taskrun("metadata.name is absent"));
+    };
+    let namespace = optional_string(metadata, "namespace", "metadata.namespace")?;
+    let uid = optional_string(metadata, "uid", "metadata.uid")?;
+    let empty = Node::Object(Vec::new());
+    let status = match present(doc, "status") {
+        None => &empty,
+        Some(s @ Node::Object(_)) => s,
+        Some(_) => return Err(not_taskrun("status is not an object")),
+    };
+    let (list, other) = match api_version {
+        ApiVersion::V1 => ("results", "taskResults"),
+        ApiVersion::V1Beta1 => ("taskResults", "results"),
+    };
+    // The other list is not read for results, but must have their shape.
+    for entry in entries(status, other)? {
+        if entry_parts(other, entry)?.2.is_none() {
+            return Err(not_taskrun(format!(
+                "status.{other} holds an entry without a value"
+            )));
+        }
+    }
+    entries(status, list)?;
+    let start_time = parse_time(
+        "startTime",
+        optional_string(status, "startTime", "status.startTime")?,
+    )?;
+    let completion_time = parse_time(
+        "completionTime",
+        optional_string(status, "completionTime", "status.completionTime")?,
+    )?;
+    // The values are moved out, not copied: a result may be most of the document.
+    let entries = match member_mut(&mut document, "status").and_then(|s| member_mut(s, list)) {
+        Some(Node::Array(items)) => std::mem::take(items),
+        _ => Vec::new(),
+    };
+    let mut seen = BTreeSet::new();
+    let mut results = Vec::new();
+    for mut entry in entries {
+        let (name, declared_type, value) = entry_parts(list, &entry)?;
+        if value.is_none() {
+            return Err(not_taskrun(format!("result {name:?} has no value")));
+        }
+        if !seen.insert(name.clone()) {
+            return Err(not_taskrun(format!("result {name:?} appears twice")));
+        }
+        let value = member_mut(&mut entry, "value").map_or(Node::Null, std::mem::take);
+        results.push(TaskResult {
+            value: typed_value(&name, value)?,
+            name,
+            declared_type,
+        });
+    }
+    Ok(TaskRun {
+        api_version,
+        namespace: namespace.unwrap_or_else(|| "default".into()),
+        name,
+        uid,
+        start_time,
+        completion_time,
+        results,
+    })
+}
+
+fn member_mut<'n>(object: &'n mut Node, key: &str) -> Option<&'n mut Node> {
+    match object {
+        Node::Object(members) => members.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+fn entries<'n>(status: &'n Node, list: &str) -> Result<&'n [Node], Error> {
+    match present(status, list) {
+        None => Ok(&[]),
+        Some(Node::Array(items)) => Ok(items),
+        Some(_) => Err(not_taskrun(format!("status.{list} is not an array"))),
+    }
+}
+
+/// An entry's name, declared type and value (present, possibly null).
+fn entry_parts<'n>(
+    list: &str,
+    entry: &'n Node,
+) -> Result<(String, Option<String>, Option<&'n Node>), Error> {
+    let Node::Object(_) = entry else {
+        return Err(not_taskrun(format!(
+            "status.{list} holds an entry that is not an object"
+        )));
+    };
+    let Some(name) = optional_string(entry, "name", "a result's name")? else {
+        return Err(not_taskrun(format!(
+            "status.{list} holds an entry without a name"
+        )));
+    };
+    let declared_type = optional_string(entry, "type", &format!("result {name:?}'s type"))?;
+    Ok((name, declared_type, entry.get("value")))
+}
+
+fn typed_value(name: &str, value: Node) -> Result<ResultValue, Error> {
     let bad = || {
         not_taskrun(format!(
             "result {name:?} is not a string, an array of strings or an object of strings"
         ))
     };
     match value {
-        Value::String(s) => Ok(ResultValue::String(s)),
-        Value::Array(items) => items
-            .into_iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s),
-                _ => Err(bad()),
-            })
-            .collect::<Result<_, _>>()
-            .map(ResultValue::Array),
-        Value::Object(map) => map
+        Node::String(s) => Ok(ResultValue::String(s)),
+        Node::Strings(items) => Ok(ResultValue::Array(items)),
+        Node::Object(members) => members
             .into_iter()
             .map(|(k, v)| match v {
-                Value::String(s) => Ok((k, s)),
+                Node::String(s) => Ok((k, s)),
                 _ => Err(bad()),
             })
             .collect::<Result<_, _>>()
@@ -524,7 +468,7 @@ mod tests {
             (br#"{"kind":"TaskRun","kind":"TaskRun"}"#, "input.syntax"),
             (b"kind: TaskRun\nkind: TaskRun\n", "input.syntax"),
             (br#"["tekton.dev/v1","TaskRun",{"name":"p"}]"#, "input.not-taskrun"),
-            (b"apiVersion: tekton.dev/v1\nkind: TaskRun\nmetadata: {name: a, <<: {namespace: prod}}\n", "input.not-taskrun"),
+            (b"apiVersion: tekton.dev/v1\nkind: TaskRun\nmetadata: {name: a, <<: {namespace: prod}}\n", "input.syntax"),
             (b"apiVersion: tekton.dev/v1\nkind: TaskRun\nmetadata: {name: a, namespace: .nan}\n", "input.syntax"),
             (b"[1,2]", "input.not-taskrun"),
             (br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"}}"#, "input.not-taskrun"),
@@ -540,6 +484,44 @@ mod tests {
                 String::from_utf8_lossy(input)
             );
         }
+    }
+
+    #[test]
+    fn text_that_starts_like_json_but_is_not_json_is_refused_not_read_as_yaml() {
+        // A YAML reader takes each of these; a JSON reader refuses them, or reads the
+        // first value as "a\nb" where YAML reads "a b".
+        let raw_line_break = V1.replace("\"value\":\"x\"", "\"value\":\"a\nb\"");
+        let huge_number = V1.replace("\"uid\":\"u-1\"", "\"uid\":\"u-1\",\"generation\":1e400");
+        let single_quotes = V1.replace("\"kind\":\"TaskRun\"", "\"kind\":'TaskRun'");
+        for doc in [raw_line_break, huge_number, single_quotes] {
+            let err = TaskRun::parse(doc.as_bytes()).unwrap_err();
+            assert_eq!(err.code(), "input.syntax", "{doc}");
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_may_start_block_yaml_a_directive_or_json() {
+        let yaml = "apiVersion: tekton.dev/v1\nkind: TaskRun\nmetadata: {name: b}\n";
+        for doc in [
+            format!("\u{feff}{yaml}"),
+            format!("\u{feff}%YAML 1.1\n---\n{yaml}"),
+            format!("\u{feff}{V1}"),
+        ] {
+            let tr = TaskRun::parse(doc.as_bytes()).unwrap();
+            assert_eq!(tr.name, "b", "{doc:?}");
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_in_members_the_verifier_ignores_are_refused_too() {
+        let doc = V1.replace(
+            "\"uid\":\"u-1\"",
+            "\"uid\":\"u-1\",\"labels\":{\"a\":\"1\",\"a\":\"2\"}",
+        );
+        assert_eq!(
+            TaskRun::parse(doc.as_bytes()).unwrap_err().code(),
+            "input.syntax"
+        );
     }
 
     #[test]

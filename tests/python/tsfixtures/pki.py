@@ -131,6 +131,7 @@ class CertSpec:
     key_kind: str = "p256"  # p256 | p384 | rsa2048 | rsa1024 (too short: a bad variant)
     signature_hash: str = "sha256"  # the hash the issuer signs this certificate with
     extra_extensions: list = field(default_factory=list)  # (extension, critical) pairs
+    path_length: int | None = None  # basicConstraints pathLenConstraint (CAs only)
 
 
 def _make_key(spec: CertSpec):
@@ -166,8 +167,8 @@ def issue(spec: CertSpec, issuer: Credential | None) -> Credential:
     if spec.server_client_eku:
         builder = builder.add_extension(x509.ExtendedKeyUsage(
             [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-    builder = builder.add_extension(x509.BasicConstraints(ca=spec.is_ca, path_length=None),
-                                    critical=True)
+    builder = builder.add_extension(
+        x509.BasicConstraints(ca=spec.is_ca, path_length=spec.path_length), critical=True)
     builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                                     critical=False)
     if issuer:
@@ -208,17 +209,21 @@ def taskrun_spiffe_id(namespace: str, name: str, trust_domain: str = TRUST_DOMAI
 
 def root_ca(label: str, not_before: str, not_after: str,
             trust_domain: str = TRUST_DOMAIN, key_kind: str = "p256",
-            signature_hash: str = "sha256") -> Credential:
+            signature_hash: str = "sha256", path_length: int | None = None,
+            extra_extensions: list | None = None) -> Credential:
     """A self-signed SPIRE-style root CA (P-256 unless told otherwise)."""
     return issue(CertSpec(label=label, subject=ca_subject(label), not_before=utc(not_before),
                           not_after=utc(not_after), uris=[f"spiffe://{trust_domain}"],
                           is_ca=True, key_usage=CA_USAGE, key_kind=key_kind,
-                          signature_hash=signature_hash), None)
+                          signature_hash=signature_hash, path_length=path_length,
+                          extra_extensions=list(extra_extensions or [])), None)
 
 
 def intermediate_ca(label: str, parent: Credential, not_before: str, not_after: str,
                     is_ca: bool = True, trust_domain: str = TRUST_DOMAIN,
-                    key_kind: str = "p256", signature_hash: str = "sha256") -> Credential:
+                    key_kind: str = "p256", signature_hash: str = "sha256",
+                    path_length: int | None = None,
+                    extra_extensions: list | None = None) -> Credential:
     """A SPIRE-style intermediate (as with an UpstreamAuthority); is_ca=False is a bad variant.
     signature_hash is the hash the parent signs it with."""
     subject = x509.Name(list(ca_subject(label)) + [
@@ -226,7 +231,8 @@ def intermediate_ca(label: str, parent: Credential, not_before: str, not_after: 
     return issue(CertSpec(label=label, subject=subject, not_before=utc(not_before),
                           not_after=utc(not_after), uris=[f"spiffe://{trust_domain}"],
                           is_ca=is_ca, key_usage=CA_USAGE, key_kind=key_kind,
-                          signature_hash=signature_hash), parent)
+                          signature_hash=signature_hash, path_length=path_length,
+                          extra_extensions=list(extra_extensions or [])), parent)
 
 
 def svid_spec(label: str, spiffe_id: str, not_before: str, not_after: str, **knobs) -> CertSpec:

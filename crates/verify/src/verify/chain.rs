@@ -8,7 +8,13 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::bundle::TrustBundle;
 use crate::crypto::{PublicKey, SignatureError};
 use crate::spiffe_id::SpiffeId;
-use crate::verify::Rejection;
+use crate::verify::{Rejection, der};
+
+/// Extensions whose rules the verifier applies; any other critical extension makes a
+/// certificate unusable (RFC 5280, 4.2): basicConstraints, keyUsage, subjectAltName and
+/// nameConstraints (of URI names only).
+const PROCESSED: [&str; 4] = ["2.5.29.19", "2.5.29.15", "2.5.29.17", "2.5.29.30"];
+const NAME_CONSTRAINTS: &str = "2.5.29.30";
 
 /// Most certificates a chain may carry (leaf and intermediates). SPIRE deployments use
 /// one or two levels of upstream CAs; a longer chain is refused rather than searched.
@@ -29,8 +35,11 @@ pub(crate) struct VerifiedLeaf {
 ///    signature on it verifying with its issuer's key, each issuer a CA that may sign
 ///    certificates;
 /// 3. every carried certificate is on that path;
-/// 4. every certificate on the path, the root included, is valid at `at`;
-/// 5. the leaf is an X.509-SVID: exactly one URI SAN holding a SPIFFE ID, not a CA,
+/// 4. every CA on the path, the root included, allows what follows it: no more
+///    intermediates below it than its pathLenConstraint, no URI outside its name
+///    constraints;
+/// 5. every certificate on the path, the root included, is valid at `at`;
+/// 6. the leaf is an X.509-SVID: exactly one URI SAN holding a SPIFFE ID, not a CA,
 ///    key usage `digitalSignature` without `keyCertSign` or `cRLSign`.
 pub(crate) fn verify_chain(
     chain: &[Vec<u8>],
@@ -97,7 +106,10 @@ pub(crate) fn verify_chain(
         });
     }
 
-    // 4. Validity at the signing time.
+    // 4. Constraints of the CAs on the path.
+    check_constraints(&path)?;
+
+    // 5. Validity at the signing time.
     for cert in &path {
         let validity = cert.validity();
         let (not_before, not_after) = (
@@ -120,7 +132,7 @@ pub(crate) fn verify_chain(
         }
     }
 
-    // 5. The leaf is an X.509-SVID.
+    // 6. The leaf is an X.509-SVID.
     let spiffe_id = check_svid(leaf)?;
     Ok(VerifiedLeaf {
         spiffe_id,
@@ -128,9 +140,12 @@ pub(crate) fn verify_chain(
     })
 }
 
-/// Parses one DER certificate strictly: nothing after it, every extension parses, and no
-/// critical extension is one this verifier does not understand (RFC 5280, 4.2).
+/// Parses one DER certificate strictly: DER throughout (see [`der`]), nothing after it,
+/// every extension of a known type parses, no extension twice, and every critical
+/// extension is one whose rules are applied ([`PROCESSED`]; RFC 5280, 4.2: a critical
+/// extension that is not processed makes the certificate unusable).
 pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
+    der::check(der).map_err(|problem| format!("not DER: {problem}"))?;
     let (rest, cert) = X509Certificate::from_der(der).map_err(|e| format!("not X.509 DER: {e}"))?;
     if !rest.is_empty() {
         return Err("trailing bytes after the certificate".into());
@@ -139,19 +154,171 @@ pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
     cert.tbs_certificate
         .extensions_map()
         .map_err(|e| format!("an extension appears twice: {e}"))?;
-    // Reject extensions that fail to parse rather than skipping them.
     for ext in cert.extensions() {
-        match ext.parsed_extension() {
-            ParsedExtension::ParseError { error } => {
-                return Err(format!("extension {} does not parse: {error}", ext.oid));
-            }
-            ParsedExtension::UnsupportedExtension { .. } if ext.critical => {
-                return Err(format!("critical extension {} is not understood", ext.oid));
-            }
-            _ => {}
+        let oid = ext.oid.to_id_string();
+        // Reject extensions that fail to parse rather than skipping them.
+        if let ParsedExtension::ParseError { error } = ext.parsed_extension() {
+            return Err(format!("extension {oid} does not parse: {error}"));
+        }
+        if PROCESSED.contains(&oid.as_str()) {
+            der::check(ext.value)
+                .map_err(|problem| format!("extension {oid} is not one DER value: {problem}"))?;
+        } else if ext.critical {
+            return Err(format!(
+                "critical extension {oid} is not processed by this verifier"
+            ));
+        }
+        if oid == NAME_CONSTRAINTS {
+            uri_constraints(ext.value)?;
         }
     }
     Ok(cert)
+}
+
+/// The URI subtrees of a nameConstraints extension: (permitted, excluded), each the
+/// list of hosts (`example.org`) or domains (`.example.org`).
+///
+/// # Errors
+/// When it holds a subtree of another name form, or a minimum or maximum: those are
+/// not processed, so the certificate cannot be used.
+fn uri_constraints(value: &[u8]) -> Result<(Vec<&str>, Vec<&str>), String> {
+    let malformed = |problem: &str| format!("nameConstraints: {problem}");
+    let outer = der::tlv(value).map_err(malformed)?;
+    if outer.tag != 0x30 || !outer.rest.is_empty() {
+        return Err(malformed("not one SEQUENCE"));
+    }
+    let (mut permitted, mut excluded) = (Vec::new(), Vec::new());
+    let mut rest = outer.contents;
+    let mut last_tag = None;
+    while !rest.is_empty() {
+        let subtrees = der::tlv(rest).map_err(malformed)?;
+        rest = subtrees.rest;
+        let list = match subtrees.tag {
+            0xa0 if last_tag.is_none() => &mut permitted,
+            0xa1 if last_tag != Some(0xa1) => &mut excluded,
+            _ => return Err(malformed("subtrees out of order or of an unknown kind")),
+        };
+        last_tag = Some(subtrees.tag);
+        let mut items = subtrees.contents;
+        if items.is_empty() {
+            return Err(malformed("an empty list of subtrees"));
+        }
+        while !items.is_empty() {
+            let subtree = der::tlv(items).map_err(malformed)?;
+            items = subtree.rest;
+            let base = der::tlv(subtree.contents).map_err(malformed)?;
+            if subtree.tag != 0x30 {
+                return Err(malformed("a subtree is not a SEQUENCE"));
+            }
+            if !base.rest.is_empty() {
+                return Err(malformed(
+                    "a subtree with a minimum or maximum is not processed",
+                ));
+            }
+            // uniformResourceIdentifier [6] IA5String
+            if base.tag != 0x86 {
+                return Err(malformed(
+                    "only URI name constraints are processed; this one has another name form",
+                ));
+            }
+            let host = std::str::from_utf8(base.contents)
+                .ok()
+                .filter(|h| h.is_ascii() && !h.is_empty())
+                .ok_or_else(|| malformed("a URI constraint that is not an ASCII host"))?;
+            list.push(host);
+        }
+    }
+    Ok((permitted, excluded))
+}
+
+/// Rules 4 of [`verify_chain`]: pathLenConstraint and URI name constraints of every CA on
+/// the path (the root included, as Go's verifier does), applied to every certificate
+/// below it.
+fn check_constraints(path: &[&X509Certificate<'_>]) -> Result<(), Rejection> {
+    for (position, ca) in path.iter().enumerate().skip(1) {
+        // Every certificate between this one and the leaf counts, self-issued or not.
+        let intermediates = position - 1;
+        if let Ok(Some(bc)) = ca.basic_constraints()
+            && let Some(limit) = bc.value.path_len_constraint
+            && intermediates > limit as usize
+        {
+            return Err(Rejection::PathLength {
+                subject: ca.subject().to_string(),
+                limit,
+                intermediates,
+            });
+        }
+        let Some(ext) = ca
+            .extensions()
+            .iter()
+            .find(|e| e.oid.to_id_string() == NAME_CONSTRAINTS)
+        else {
+            continue;
+        };
+        // Parsed at step 1 already.
+        let (permitted, excluded) =
+            uri_constraints(ext.value).map_err(|problem| Rejection::MalformedCertificate {
+                index: position,
+                problem,
+            })?;
+        for below in &path[..position] {
+            for uri in uri_sans(below) {
+                let host = uri_host(uri);
+                let allowed = host.is_some_and(|host| {
+                    (permitted.is_empty() || permitted.iter().any(|c| host_matches(host, c)))
+                        && !excluded.iter().any(|c| host_matches(host, c))
+                });
+                if !allowed {
+                    return Err(Rejection::NameConstraints {
+                        issuer: ca.subject().to_string(),
+                        uri: uri.to_owned(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn uri_sans<'c>(cert: &'c X509Certificate<'_>) -> Vec<&'c str> {
+    match cert.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|name| match name {
+                GeneralName::URI(uri) => Some(*uri),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The host of a URI (RFC 3986: after `scheme://`, up to `/`, `?`, `#` or the end,
+/// without user information or port), or `None` when there is none or it is an IP
+/// literal.
+fn uri_host(uri: &str) -> Option<&str> {
+    let (_, rest) = uri.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    (!host.is_empty() && !host.starts_with('[')).then_some(host)
+}
+
+/// RFC 5280, 4.2.1.10: a constraint starting with `.` matches any host below that
+/// domain, any other only that host; compared without regard to ASCII case.
+fn host_matches(host: &str, constraint: &str) -> bool {
+    if constraint.starts_with('.') {
+        host.len() > constraint.len()
+            && host.is_char_boundary(host.len() - constraint.len())
+            && host[host.len() - constraint.len()..].eq_ignore_ascii_case(constraint)
+    } else {
+        host.eq_ignore_ascii_case(constraint)
+    }
 }
 
 /// The first candidate named as `child`'s issuer whose key verifies `child`'s signature,
@@ -258,4 +425,33 @@ fn check_svid(leaf: &X509Certificate<'_>) -> Result<SpiffeId, Rejection> {
         });
     }
     Ok(spiffe_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_hosts_are_found_as_rfc_3986_says() {
+        for (uri, host) in [
+            ("spiffe://example.org/ns/a", Some("example.org")),
+            ("spiffe://example.org", Some("example.org")),
+            ("https://user@example.org:8443/x?y#z", Some("example.org")),
+            ("urn:example:a", None),
+            ("spiffe:///a", None),
+            ("https://[::1]/", None),
+        ] {
+            assert_eq!(uri_host(uri), host, "{uri}");
+        }
+    }
+
+    #[test]
+    fn a_leading_dot_matches_subdomains_only() {
+        assert!(host_matches("example.org", "example.org"));
+        assert!(host_matches("Example.ORG", "example.org"));
+        assert!(!host_matches("a.example.org", "example.org"));
+        assert!(host_matches("a.example.org", ".example.org"));
+        assert!(!host_matches("example.org", ".example.org"));
+        assert!(!host_matches("badexample.org", "example.org"));
+    }
 }

@@ -1,6 +1,7 @@
 //! Verification of a TaskRun's signed results: a policy in, a verdict out.
 
 mod chain;
+mod der;
 mod legacy;
 mod rejection;
 mod seal;

@@ -90,6 +90,26 @@ pub enum Rejection {
         /// Subject of the issuer.
         subject: String,
     },
+    /// A CA on the path allows fewer intermediates below it than the path has.
+    #[error(
+        "CA {subject:?} allows {limit} intermediate(s) below it (pathLenConstraint), the path has {intermediates}"
+    )]
+    PathLength {
+        /// Subject of the CA.
+        subject: String,
+        /// Its pathLenConstraint.
+        limit: u32,
+        /// Intermediates between it and the signing certificate.
+        intermediates: usize,
+    },
+    /// A certificate below a CA names a URI its name constraints do not allow.
+    #[error("CA {issuer:?} does not allow the URI {uri:?} below it (nameConstraints)")]
+    NameConstraints {
+        /// Subject of the CA whose constraints are broken.
+        issuer: String,
+        /// The URI SAN that breaks them.
+        uri: String,
+    },
     /// A carried certificate is not on the path to the root.
     #[error(
         "certificate {subject:?} in the chain is not on the path from the signing certificate to the trust bundle"
@@ -234,6 +254,8 @@ impl Rejection {
             Self::Untrusted { .. } => "chain.untrusted",
             Self::IssuerNotCa { .. } => "chain.issuer-not-ca",
             Self::ExtraCertificate { .. } => "chain.extra-certificate",
+            Self::PathLength { .. } => "chain.path-length",
+            Self::NameConstraints { .. } => "chain.name-constraints",
             Self::NotYetValid { .. } => "chain.not-yet-valid",
             Self::Expired { .. } => "chain.expired",
             Self::BadCertificateSignature { .. } => "chain.signature",

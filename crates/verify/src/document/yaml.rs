@@ -1,0 +1,394 @@
+//! The YAML reader: libyaml's syntax (a safe port of it, event by event), values
+//! resolved by the profile of docs/seal-format.md, section 9.1.3. Events are read one at
+//! a time, so nesting is refused as soon as it passes the limit, before the rest of the
+//! text is scanned; aliases are refused outright, so no value is ever expanded.
+
+use std::borrow::Cow;
+
+use libyaml_safer::{Event, EventData, Parser, ScalarStyle};
+
+use super::{Keys, MAX_DEPTH, Node, Select, Strings, kind_only, string_members, too_deep};
+
+const TAG_PREFIX: &str = "tag:yaml.org,2002:";
+
+pub(super) fn read(text: &str, select: &'static Select) -> Result<Option<Node>, String> {
+    let mut input = text.as_bytes();
+    let mut parser = Parser::new();
+    parser.set_input_string(&mut input);
+    let mut events = Events { parser };
+    events.expect_stream_start()?;
+    let node = match events.next()? {
+        EventData::StreamEnd => return Ok(select.keeps().then_some(Node::Null)),
+        EventData::DocumentStart { .. } => {
+            let first = events.next()?;
+            let node = events.node(first, select, 0)?;
+            match events.next()? {
+                EventData::DocumentEnd { .. } => {}
+                _ => return Err("unexpected event after the document".into()),
+            }
+            node
+        }
+        _ => return Err("unexpected event at the start of the stream".into()),
+    };
+    match events.next()? {
+        EventData::StreamEnd => Ok(node),
+        _ => Err("the stream holds more than one document".into()),
+    }
+}
+
+struct Events<'r, 'b> {
+    parser: Parser<&'b mut &'r [u8]>,
+}
+
+impl Events<'_, '_> {
+    fn next(&mut self) -> Result<EventData, String> {
+        self.parser
+            .parse()
+            .map(|Event { data, .. }| data)
+            .map_err(|e| e.to_string())
+    }
+
+    fn expect_stream_start(&mut self) -> Result<(), String> {
+        match self.next()? {
+            EventData::StreamStart { .. } => Ok(()),
+            _ => Err("the stream does not start".into()),
+        }
+    }
+
+    /// Reads the node that `first` starts, inside `depth` containers.
+    fn node(
+        &mut self,
+        first: EventData,
+        select: &'static Select,
+        depth: usize,
+    ) -> Result<Option<Node>, String> {
+        match first {
+            EventData::Alias { anchor } => Err(format!(
+                "an alias (*{anchor}) is not accepted: aliases are refused, not expanded"
+            )),
+            EventData::Scalar {
+                tag, value, style, ..
+            } => {
+                let node = scalar(tag.as_deref(), value, style)?;
+                Ok(select.keeps().then_some(node))
+            }
+            EventData::SequenceStart { tag, .. } => {
+                refuse_local_tag(tag.as_deref())?;
+                let depth = enter(depth)?;
+                let item = select.item();
+                if let Select::Value = select {
+                    let mut strings = Strings::default();
+                    loop {
+                        match self.next()? {
+                            EventData::SequenceEnd => return Ok(Some(strings.into_node())),
+                            event => {
+                                let select = if strings.other { &Select::Skip } else { item };
+                                let node = self.node(event, select, depth)?;
+                                strings.push(node);
+                            }
+                        }
+                    }
+                }
+                let mut items = Vec::new();
+                loop {
+                    match self.next()? {
+                        EventData::SequenceEnd => break,
+                        event => {
+                            if let Some(node) = self.node(event, item, depth)? {
+                                items.push(node);
+                            }
+                        }
+                    }
+                }
+                Ok(match select {
+                    Select::Skip => None,
+                    Select::All | Select::Items(_) => Some(Node::Array(items)),
+                    Select::Fields(_) => Some(kind_only(Node::Array(items))),
+                    Select::Value | Select::Scalar => Some(Node::Scalar),
+                })
+            }
+            EventData::MappingStart { tag, .. } => {
+                refuse_local_tag(tag.as_deref())?;
+                let depth = enter(depth)?;
+                let mut keys = Keys::default();
+                let mut members = Vec::new();
+                loop {
+                    let key = match self.next()? {
+                        EventData::MappingEnd => break,
+                        EventData::Scalar { value, .. } => value,
+                        EventData::Alias { anchor } => {
+                            return Err(format!(
+                                "an alias (*{anchor}) is not accepted: aliases are refused, not expanded"
+                            ));
+                        }
+                        _ => return Err("a mapping key is a sequence or a mapping".into()),
+                    };
+                    if key == "<<" {
+                        return Err("a merge key (<<) is not accepted".into());
+                    }
+                    let member = select.member(&key);
+                    let first = self.next()?;
+                    let node = self.node(first, member, depth)?;
+                    if let Some(node) = node {
+                        members.push((key.clone(), node));
+                    }
+                    keys.insert(Cow::Owned(key));
+                }
+                keys.check()?;
+                Ok(match select {
+                    Select::Skip => None,
+                    Select::All | Select::Fields(_) => Some(Node::Object(members)),
+                    Select::Items(_) => Some(kind_only(Node::Object(members))),
+                    Select::Value => Some(string_members(members)),
+                    Select::Scalar => Some(Node::Scalar),
+                })
+            }
+            _ => Err("unexpected event inside the document".into()),
+        }
+    }
+}
+
+fn enter(depth: usize) -> Result<usize, String> {
+    let depth = depth + 1;
+    if depth > MAX_DEPTH {
+        return Err(too_deep());
+    }
+    Ok(depth)
+}
+
+/// A tag beginning with `!` once expanded (a local tag, or the non-specific `!`).
+fn refuse_local_tag(tag: Option<&str>) -> Result<(), String> {
+    match tag {
+        Some(tag) if tag.starts_with('!') => Err(format!("the local tag {tag} is not accepted")),
+        _ => Ok(()),
+    }
+}
+
+/// Resolves a scalar as section 9.1.3 says.
+fn scalar(tag: Option<&str>, text: String, style: ScalarStyle) -> Result<Node, String> {
+    refuse_local_tag(tag)?;
+    let bad = |kind: &str| format!("{text:?} is not a valid {kind}");
+    match tag {
+        None if style == ScalarStyle::Plain => plain(text),
+        None => Ok(Node::String(text)),
+        Some(tag) => match tag.strip_prefix(TAG_PREFIX) {
+            Some("null") => is_null(&text)
+                .then_some(Node::Null)
+                .ok_or_else(|| bad("!!null")),
+            Some("bool") => is_bool(&text)
+                .then_some(Node::Scalar)
+                .ok_or_else(|| bad("!!bool")),
+            Some("int") => match int(&text)? {
+                Some(Int::InRange) if !has_leading_zero(&text) => Ok(Node::Scalar),
+                _ => Err(bad("!!int")),
+            },
+            Some("float") => match float(&text)? {
+                Some(Float::Finite) => Ok(Node::Scalar),
+                _ => Err(bad("!!float")),
+            },
+            _ => Ok(Node::String(text)),
+        },
+    }
+}
+
+fn is_null(text: &str) -> bool {
+    matches!(text, "~" | "null" | "Null" | "NULL")
+}
+
+fn is_bool(text: &str) -> bool {
+    matches!(text, "true" | "True" | "TRUE" | "false" | "False" | "FALSE")
+}
+
+/// `[-+]?0[0-9]+`: digits with a superfluous leading zero.
+fn has_leading_zero(text: &str) -> bool {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    digits.len() > 1 && digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn plain(text: String) -> Result<Node, String> {
+    if text.is_empty() || is_null(&text) {
+        return Ok(Node::Null);
+    }
+    if is_bool(&text) {
+        return Ok(Node::Scalar);
+    }
+    if has_leading_zero(&text) {
+        return Ok(Node::String(text));
+    }
+    match int(&text)? {
+        Some(Int::InRange) => return Ok(Node::Scalar),
+        Some(Int::BeyondNotDecimal) => return Ok(Node::String(text)),
+        Some(Int::BeyondDecimal) | None => {}
+    }
+    match float(&text)? {
+        Some(Float::Finite) => Ok(Node::Scalar),
+        Some(Float::Overflows) | None => Ok(Node::String(text)),
+    }
+}
+
+enum Int {
+    /// −2^63 to 2^64 − 1.
+    InRange,
+    /// Beyond 128 bits, decimal: read as a float.
+    BeyondDecimal,
+    /// Beyond 128 bits, hexadecimal, octal or binary: a string.
+    BeyondNotDecimal,
+}
+
+/// An integer of the profile's forms: `None` if the text has none of them.
+///
+/// # Errors
+/// When the value lies beyond 64 but within 128 bits.
+fn int(text: &str) -> Result<Option<Int>, String> {
+    let (negative, unsigned) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (radix, digits) = if let Some(d) = unsigned.strip_prefix("0x") {
+        (16, d)
+    } else if let Some(d) = unsigned.strip_prefix("0o") {
+        (8, d)
+    } else if let Some(d) = unsigned.strip_prefix("0b") {
+        (2, d)
+    } else {
+        (10, unsigned)
+    };
+    let form = !digits.is_empty()
+        && digits.chars().all(|c| c.is_digit(radix))
+        && (radix != 10 || digits == "0" || !digits.starts_with('0'));
+    if !form {
+        return Ok(None);
+    }
+    let Ok(magnitude) = u128::from_str_radix(digits, radix) else {
+        return Ok(Some(if radix == 10 {
+            Int::BeyondDecimal
+        } else {
+            Int::BeyondNotDecimal
+        }));
+    };
+    let in_64 = if negative {
+        magnitude <= 1 << 63
+    } else {
+        magnitude <= u128::from(u64::MAX)
+    };
+    // Within 128 bits: −2^127 to 2^128 − 1 (the magnitude fits u128, so only the
+    // negative side needs a bound).
+    let in_128 = !negative || magnitude <= 1 << 127;
+    match (in_64, in_128) {
+        (true, _) => Ok(Some(Int::InRange)),
+        (false, true) => Err(format!(
+            "the integer {text} is beyond the 64-bit range of a JSON number"
+        )),
+        (false, false) if radix == 10 => Ok(Some(Int::BeyondDecimal)),
+        (false, false) => Ok(Some(Int::BeyondNotDecimal)),
+    }
+}
+
+enum Float {
+    Finite,
+    Overflows,
+}
+
+/// A float of the profile's form `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`:
+/// `None` if the text does not have it.
+///
+/// # Errors
+/// On the infinities and NaN, which JSON has not.
+fn float(text: &str) -> Result<Option<Float>, String> {
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if matches!(unsigned, ".inf" | ".Inf" | ".INF") || matches!(text, ".nan" | ".NaN" | ".NAN") {
+        return Err(format!("{text}: JSON has no infinity or NaN"));
+    }
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(i) => (&unsigned[..i], Some(&unsigned[i + 1..])),
+        None => (unsigned, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some(("", fraction)) => digits(fraction),
+        Some((whole, fraction)) => digits(whole) && (fraction.is_empty() || digits(fraction)),
+        None => digits(mantissa),
+    };
+    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['-', '+']).unwrap_or(e)));
+    if !(mantissa_ok && exponent_ok) {
+        return Ok(None);
+    }
+    // Rust's parser reads every text of this form; it rounds to binary64 as IEEE 754 says.
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(Some(Float::Finite)),
+        _ => Ok(Some(Float::Overflows)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain_kind(text: &str) -> Result<Node, String> {
+        plain(text.to_owned())
+    }
+
+    #[test]
+    fn plain_scalars_resolve_as_the_profile_says() {
+        let string = |t: &str| Node::String(t.to_owned());
+        for (text, node) in [
+            ("", Node::Null),
+            ("~", Node::Null),
+            ("NULL", Node::Null),
+            ("True", Node::Scalar),
+            ("yes", string("yes")),
+            ("0123", string("0123")),
+            ("-007", string("-007")),
+            ("0", Node::Scalar),
+            ("-0x1F", Node::Scalar),
+            ("0o17", Node::Scalar),
+            ("0b101", Node::Scalar),
+            ("18446744073709551615", Node::Scalar),
+            ("-9223372036854775808", Node::Scalar),
+            ("1e400", string("1e400")),
+            (".5", Node::Scalar),
+            ("1.", Node::Scalar),
+            ("1_000", string("1_000")),
+            ("12:30", string("12:30")),
+            ("0x", string("0x")),
+            (&"9".repeat(40), Node::Scalar),
+            (&"9".repeat(400), string(&"9".repeat(400))),
+            (
+                &format!("0x{}", "f".repeat(40)),
+                string(&format!("0x{}", "f".repeat(40))),
+            ),
+        ] {
+            assert_eq!(plain_kind(text), Ok(node), "{text:?}");
+        }
+        for text in [
+            "18446744073709551616",
+            "-9223372036854775809",
+            "0xffffffffffffffffffffffffffffffff",
+            ".inf",
+            "-.Inf",
+            ".nan",
+        ] {
+            assert!(plain_kind(text).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn tags_read_a_scalar_as_their_type_or_refuse_it() {
+        let tagged = |tag: &str, text: &str| {
+            scalar(
+                Some(&format!("{TAG_PREFIX}{tag}")),
+                text.to_owned(),
+                ScalarStyle::DoubleQuoted,
+            )
+        };
+        assert_eq!(tagged("int", "12"), Ok(Node::Scalar));
+        assert!(tagged("int", "012").is_err());
+        assert!(tagged("int", "18446744073709551616").is_err());
+        assert_eq!(tagged("float", "0123"), Ok(Node::Scalar));
+        assert!(tagged("float", "1e400").is_err());
+        assert!(tagged("null", "").is_err());
+        assert_eq!(tagged("str", "12"), Ok(Node::String("12".into())));
+        assert!(scalar(Some("!local"), "x".into(), ScalarStyle::Plain).is_err());
+    }
+}
