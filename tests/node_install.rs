@@ -1,8 +1,10 @@
 //! Installed as users install it (README, "Install in a cluster"), on a real node: the
 //! kubelet runs the pods, SPIRE's k8s workload attestor attests them through the kubelet,
 //! the SPIFFE CSI driver mounts the Workload API, and the controller runs from deploy/ as
-//! written. No Tekton controller here: the tests write the TaskRun's status as Tekton
-//! would (tests/node_tekton.rs runs real Tekton).
+//! written. Tekton's controller is stopped here: the tests create pods and write TaskRun
+//! statuses as it would, to make cases it never makes (an impostor pod, a kill between
+//! two writes); tests/node_tekton.rs runs real Tekton.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 //!
 //! The tests take turns on the node (they kill and relabel shared things);
 //! `./scripts/test.sh` starts the node and runs them.
@@ -12,12 +14,22 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
-use tekton_spire_testbed::node::Node;
+use tekton_spire_testbed::node::{Node, Tekton};
 
 const TRUST_DOMAIN: &str = "example.org";
 const CONTROLLER_NS: &str = "tekton-spire";
 const ENTRY_PREFIX: &str = "tekton-spire.";
 const WAIT: Duration = Duration::from_secs(120);
+
+/// The node, this test's turn on it, and Tekton's controller stopped: these tests write
+/// TaskRun statuses themselves, as Tekton's controller would.
+fn node() -> (&'static Node, std::sync::MutexGuard<'static, ()>) {
+    let (node, turn) = Node::serial();
+    if let Err(e) = node.tekton(Tekton::Stopped) {
+        panic!("cannot stop Tekton's controller: {e:#}");
+    }
+    (node, turn)
+}
 
 /// A namespace of its own for a test.
 fn namespace(node: &Node, name: &str) -> anyhow::Result<String> {
@@ -148,7 +160,7 @@ fn pod_json(node: &Node, ns: &str, pod: &str) -> anyhow::Result<Value> {
 
 #[test]
 fn the_controller_is_ready_under_the_restricted_pod_security_standard() -> anyhow::Result<()> {
-    let (node, _turn) = Node::serial();
+    let (node, _turn) = node();
     let ns = json_of(&node.kubectl(&["get", "namespace", CONTROLLER_NS, "-o", "json"])?)?;
     assert_eq!(ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "restricted");
     let pods = json_of(&node.kubectl(&[
@@ -180,7 +192,7 @@ fn the_controller_is_ready_under_the_restricted_pod_security_standard() -> anyho
 
 #[test]
 fn only_the_pod_its_taskrun_names_gets_the_entry_narrowed_to_the_signing_container() -> anyhow::Result<()> {
-    let (node, _turn) = Node::serial();
+    let (node, _turn) = node();
     let ns = namespace(node, "entries")?;
     let uid = create_taskrun(node, &ns, "build", "build-pod")?;
     let pod_uid = create_pod(node, &ns, "build-pod", "build", &uid, sleeping_sign(), json!({}))?;
@@ -299,7 +311,7 @@ fn verdict(node: &Node, ns: &str, taskrun: &str) -> anyhow::Result<Option<Value>
 
 #[test]
 fn the_helper_signs_with_the_taskruns_svid_beside_a_default_identity_and_the_verdict_is_true() -> anyhow::Result<()> {
-    let (node, _turn) = Node::serial();
+    let (node, _turn) = node();
     let ns = namespace(node, "sign")?;
     let uid = create_taskrun(node, &ns, "build", "build-pod")?;
     let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -380,7 +392,7 @@ fn controller_containers(node: &Node) -> anyhow::Result<Vec<(String, String, i64
 
 #[test]
 fn killing_the_controller_loses_and_leaks_no_entry() -> anyhow::Result<()> {
-    let (node, _turn) = Node::serial();
+    let (node, _turn) = node();
     let ns = namespace(node, "kill")?;
     let mut pods = Vec::new();
     for i in 0..4 {
@@ -460,7 +472,7 @@ fn ask_for_identity(node: &Node, ns: &str, pod: &str, service_account: &str) -> 
 
 #[test]
 fn the_controllers_admin_identity_is_not_obtainable_from_another_namespace_or_node() -> anyhow::Result<()> {
-    let (node, _turn) = Node::serial();
+    let (node, _turn) = node();
     let admin_id = format!("spiffe://{TRUST_DOMAIN}/ns/tekton-spire/sa/tekton-spire-controller");
     let admin_id = admin_id.as_str();
     // Another namespace, a service account of the same name. (spire-controller-manager
@@ -501,7 +513,7 @@ fn the_controllers_admin_identity_is_not_obtainable_from_another_namespace_or_no
 
 #[test]
 fn spire_controller_manager_and_the_controller_keep_to_their_own_entries() -> anyhow::Result<()> {
-    let (node, _turn) = Node::serial();
+    let (node, _turn) = node();
     let ns = namespace(node, "coexist")?;
     let uid = create_taskrun(node, &ns, "build", "build-pod")?;
     let pod_uid = create_pod(node, &ns, "build-pod", "build", &uid, sleeping_sign(), json!({}))?;

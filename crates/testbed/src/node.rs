@@ -27,6 +27,15 @@ pub struct Node {
     _instance: Option<Instance>,
 }
 
+/// Whether Tekton's controller runs on the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tekton {
+    /// Installed and running: Tekton creates the pods and writes the statuses.
+    Running,
+    /// Not running: the test plays Tekton's controller.
+    Stopped,
+}
+
 /// What the install steps did once per process.
 static INSTALLED: Mutex<bool> = Mutex::new(false);
 
@@ -196,6 +205,42 @@ impl Node {
                 }
             }
             std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Installs Tekton Pipelines from its release configuration (scripts/tekton-install.sh)
+    /// and runs its controller, or, with `Tekton::Stopped`, keeps its controller scaled to
+    /// zero so that a test can write TaskRun statuses itself, as Tekton's controller would.
+    ///
+    /// # Errors
+    /// When the install or the scaling fails.
+    pub fn tekton(&self, state: Tekton) -> anyhow::Result<()> {
+        let installed = self
+            .kubectl(&["-n", "tekton-pipelines", "get", "deployment", "tekton-pipelines-controller"])
+            .is_ok();
+        match (state, installed) {
+            (Tekton::Stopped, false) => Ok(()),
+            (Tekton::Stopped, true) => {
+                self.kubectl(&["-n", "tekton-pipelines", "scale", "deployment/tekton-pipelines-controller", "--replicas=0"])?;
+                self.wait_for("Tekton's controller to stop", Duration::from_secs(120), || {
+                    let pods = self.kubectl(&["-n", "tekton-pipelines", "get", "pods", "-l", "app.kubernetes.io/name=controller", "-o", "name"])?;
+                    Ok(pods.trim().is_empty().then_some(()))
+                })
+            }
+            (Tekton::Running, _) => {
+                if !installed {
+                    let out = Command::new(repo_root().join("scripts/tekton-install.sh"))
+                        .arg(Path::new(self.var("KUBE_BIN")).join("kubectl"))
+                        .env("KUBECONFIG", self.kubeconfig_path())
+                        .env("PROGRAMS_NO_BUILD", "1")
+                        .output()?;
+                    check(out, "scripts/tekton-install.sh")?;
+                }
+                self.kubectl(&["-n", "tekton-pipelines", "scale", "deployment/tekton-pipelines-controller", "--replicas=1"])?;
+                self.kubectl(&["-n", "tekton-pipelines", "rollout", "status", "deployment/tekton-pipelines-controller", "--timeout=300s"])?;
+                self.kubectl(&["-n", "tekton-pipelines", "rollout", "status", "deployment/tekton-pipelines-webhook", "--timeout=300s"])
+                    .map(drop)
+            }
         }
     }
 
