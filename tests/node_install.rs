@@ -60,8 +60,12 @@ fn create_taskrun(node: &Node, ns: &str, name: &str, pod_name: &str) -> anyhow::
         "spec": {"taskSpec": {"steps": [{"name": "sign", "image": "tekton-spire-sign", "command": ["true"]}]},
                  "timeout": "10m"},
     });
-    let created = json_of(&node.kubectl_stdin(&["create", "-o", "json", "-f", "-"], &taskrun.to_string())?)?;
-    let uid = created["metadata"]["uid"].as_str().context("TaskRun without uid")?.to_owned();
+    let created =
+        json_of(&node.kubectl_stdin(&["create", "-o", "json", "-f", "-"], &taskrun.to_string())?)?;
+    let uid = created["metadata"]["uid"]
+        .as_str()
+        .context("TaskRun without uid")?
+        .to_owned();
     let start = time::OffsetDateTime::now_utc() - time::Duration::seconds(5);
     let status = json!({"status": {
         "podName": pod_name,
@@ -69,7 +73,15 @@ fn create_taskrun(node: &Node, ns: &str, name: &str, pod_name: &str) -> anyhow::
         "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}],
     }});
     node.kubectl(&[
-        "-n", ns, "patch", "taskrun", name, "--subresource=status", "--type=merge", "-p", &status.to_string(),
+        "-n",
+        ns,
+        "patch",
+        "taskrun",
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status.to_string(),
     ])?;
     Ok(uid)
 }
@@ -84,7 +96,15 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
 /// A pod claiming a TaskRun as Tekton's do: the label and a controller owner reference.
 /// `sign` is the signing step's container spec; `step-build` sleeps. `extra` adds to (or
 /// replaces parts of) the pod's spec.
-fn create_pod(node: &Node, ns: &str, pod: &str, taskrun: &str, uid: &str, sign: Value, extra: Value) -> anyhow::Result<String> {
+fn create_pod(
+    node: &Node,
+    ns: &str,
+    pod: &str,
+    taskrun: &str,
+    uid: &str,
+    sign: Value,
+    extra: Value,
+) -> anyhow::Result<String> {
     let mut spec = json!({
         "restartPolicy": "Never",
         "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -112,8 +132,12 @@ fn create_pod(node: &Node, ns: &str, pod: &str, taskrun: &str, uid: &str, sign: 
         },
         "spec": spec,
     });
-    let created = json_of(&node.kubectl_stdin(&["create", "-o", "json", "-f", "-"], &pod_doc.to_string())?)?;
-    Ok(created["metadata"]["uid"].as_str().context("pod without uid")?.to_owned())
+    let created =
+        json_of(&node.kubectl_stdin(&["create", "-o", "json", "-f", "-"], &pod_doc.to_string())?)?;
+    Ok(created["metadata"]["uid"]
+        .as_str()
+        .context("pod without uid")?
+        .to_owned())
 }
 
 fn sleeping_sign() -> Value {
@@ -128,9 +152,10 @@ fn entries_for_pod(node: &Node, pod_uid: &str) -> anyhow::Result<Vec<Value>> {
         .entries_with_prefix(ENTRY_PREFIX)?
         .into_iter()
         .filter(|e| {
-            e["selectors"]
-                .as_array()
-                .is_some_and(|s| s.iter().any(|s| s["type"] == "k8s" && s["value"] == wanted.as_str()))
+            e["selectors"].as_array().is_some_and(|s| {
+                s.iter()
+                    .any(|s| s["type"] == "k8s" && s["value"] == wanted.as_str())
+            })
         })
         .collect())
 }
@@ -140,7 +165,13 @@ fn selector_values(entry: &Value) -> Vec<String> {
         .as_array()
         .map(|s| {
             s.iter()
-                .map(|s| format!("{}:{}", s["type"].as_str().unwrap_or(""), s["value"].as_str().unwrap_or("")))
+                .map(|s| {
+                    format!(
+                        "{}:{}",
+                        s["type"].as_str().unwrap_or(""),
+                        s["value"].as_str().unwrap_or("")
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -162,20 +193,43 @@ fn pod_json(node: &Node, ns: &str, pod: &str) -> anyhow::Result<Value> {
 fn the_controller_is_ready_under_the_restricted_pod_security_standard() -> anyhow::Result<()> {
     let (node, _turn) = node();
     let ns = json_of(&node.kubectl(&["get", "namespace", CONTROLLER_NS, "-o", "json"])?)?;
-    assert_eq!(ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "restricted");
+    assert_eq!(
+        ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "restricted"
+    );
     let pods = json_of(&node.kubectl(&[
-        "-n", CONTROLLER_NS, "get", "pods", "-l", "app.kubernetes.io/name=tekton-spire-controller", "-o", "json",
+        "-n",
+        CONTROLLER_NS,
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/name=tekton-spire-controller",
+        "-o",
+        "json",
     ])?)?;
     let pods = pods["items"].as_array().context("no pod list")?;
     assert_eq!(pods.len(), 2, "deploy/ runs two replicas");
     for pod in pods {
-        let ready = pod["status"]["conditions"]
-            .as_array()
-            .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
-        assert!(ready, "controller pod {} is not Ready: {}", pod["metadata"]["name"], pod["status"]);
+        let ready = pod["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        });
+        assert!(
+            ready,
+            "controller pod {} is not Ready: {}",
+            pod["metadata"]["name"], pod["status"]
+        );
         let volumes = pod["spec"]["volumes"].as_array().context("no volumes")?;
-        assert!(volumes.iter().all(|v| v.get("hostPath").is_none()), "no hostPath in the controller pod");
-        assert!(volumes.iter().any(|v| v["csi"]["driver"] == "csi.spiffe.io"), "the Workload API comes from the CSI driver");
+        assert!(
+            volumes.iter().all(|v| v.get("hostPath").is_none()),
+            "no hostPath in the controller pod"
+        );
+        assert!(
+            volumes
+                .iter()
+                .any(|v| v["csi"]["driver"] == "csi.spiffe.io"),
+            "the Workload API comes from the CSI driver"
+        );
     }
     // The API server admitted it under `restricted`: a pod breaking the standard is refused
     // there, which shows the label is enforced and not decoration.
@@ -184,25 +238,47 @@ fn the_controller_is_ready_under_the_restricted_pod_security_standard() -> anyho
         "spec": {"containers": [{"name": "c", "image": "tekton-spire.local/busybox:1", "securityContext": {"privileged": true}}]}});
     let refused = node.kubectl_stdin(&["create", "-f", "-"], &bad.to_string());
     assert!(
-        refused.as_ref().is_err_and(|e| format!("{e:#}").contains("violates PodSecurity")),
+        refused
+            .as_ref()
+            .is_err_and(|e| format!("{e:#}").contains("violates PodSecurity")),
         "a privileged pod in {CONTROLLER_NS} must be refused: {refused:?}"
     );
     Ok(())
 }
 
 #[test]
-fn only_the_pod_its_taskrun_names_gets_the_entry_narrowed_to_the_signing_container() -> anyhow::Result<()> {
+fn only_the_pod_its_taskrun_names_gets_the_entry_narrowed_to_the_signing_container()
+-> anyhow::Result<()> {
     let (node, _turn) = node();
     let ns = namespace(node, "entries")?;
     let uid = create_taskrun(node, &ns, "build", "build-pod")?;
-    let pod_uid = create_pod(node, &ns, "build-pod", "build", &uid, sleeping_sign(), json!({}))?;
+    let pod_uid = create_pod(
+        node,
+        &ns,
+        "build-pod",
+        "build",
+        &uid,
+        sleeping_sign(),
+        json!({}),
+    )?;
     // Same label, same owner reference: looks like Tekton's, but the TaskRun names another pod.
-    let impostor_uid = create_pod(node, &ns, "impostor", "build", &uid, sleeping_sign(), json!({}))?;
+    let impostor_uid = create_pod(
+        node,
+        &ns,
+        "impostor",
+        "build",
+        &uid,
+        sleeping_sign(),
+        json!({}),
+    )?;
 
     let entry = node.wait_for("the TaskRun pod's entry", WAIT, || {
         Ok(entries_for_pod(node, &pod_uid)?.into_iter().next())
     })?;
-    assert_eq!(spiffe_id_of(&entry), format!("spiffe://{TRUST_DOMAIN}/ns/{ns}/taskrun/build"));
+    assert_eq!(
+        spiffe_id_of(&entry),
+        format!("spiffe://{TRUST_DOMAIN}/ns/{ns}/taskrun/build")
+    );
     let selectors = selector_values(&entry);
     for wanted in [
         format!("k8s:pod-uid:{pod_uid}"),
@@ -210,14 +286,30 @@ fn only_the_pod_its_taskrun_names_gets_the_entry_narrowed_to_the_signing_contain
         "k8s:pod-name:build-pod".to_owned(),
         "k8s:container-name:step-sign".to_owned(),
     ] {
-        assert!(selectors.contains(&wanted), "{wanted} missing from {selectors:?}");
+        assert!(
+            selectors.contains(&wanted),
+            "{wanted} missing from {selectors:?}"
+        );
     }
-    assert!(entries_for_pod(node, &impostor_uid)?.is_empty(), "the impostor pod must get no entry");
+    assert!(
+        entries_for_pod(node, &impostor_uid)?.is_empty(),
+        "the impostor pod must get no entry"
+    );
 
     // Done (completionTime): the entry goes.
     let done = json!({"status": {"completionTime": rfc3339(time::OffsetDateTime::now_utc()),
         "conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed"}]}});
-    node.kubectl(&["-n", &ns, "patch", "taskrun", "build", "--subresource=status", "--type=merge", "-p", &done.to_string()])?;
+    node.kubectl(&[
+        "-n",
+        &ns,
+        "patch",
+        "taskrun",
+        "build",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &done.to_string(),
+    ])?;
     node.wait_for("the entry deleted after completion", WAIT, || {
         Ok(entries_for_pod(node, &pod_uid)?.is_empty().then_some(()))
     })?;
@@ -269,14 +361,20 @@ fn result_writer_and_reporter(digest: &str, sign: Value) -> Value {
 
 /// Waits until a container of the pod terminated; its state.
 fn terminated(node: &Node, ns: &str, pod: &str, container: &str) -> anyhow::Result<Value> {
-    node.wait_for(&format!("container {container} of {pod} to end"), WAIT, || {
-        let pod = pod_json(node, ns, pod)?;
-        Ok(pod["status"]["containerStatuses"].as_array().and_then(|all| {
-            all.iter()
-                .find(|c| c["name"] == container)
-                .and_then(|c| c["state"].get("terminated").cloned())
-        }))
-    })
+    node.wait_for(
+        &format!("container {container} of {pod} to end"),
+        WAIT,
+        || {
+            let pod = pod_json(node, ns, pod)?;
+            Ok(pod["status"]["containerStatuses"]
+                .as_array()
+                .and_then(|all| {
+                    all.iter()
+                        .find(|c| c["name"] == container)
+                        .and_then(|c| c["state"].get("terminated").cloned())
+                }))
+        },
+    )
 }
 
 /// `tekton-spire verify` on a TaskRun read from the API server, with the bundle as
@@ -284,11 +382,26 @@ fn terminated(node: &Node, ns: &str, pod: &str, container: &str) -> anyhow::Resu
 fn verify(node: &Node, ns: &str, taskrun: &str) -> anyhow::Result<(i32, String)> {
     let dir = tempfile::tempdir()?;
     let bundle = node.kubectl(&[
-        "-n", "spire", "exec", "spire-server-0", "-c", "spire-server", "--",
-        "/opt/spire/bin/spire-server", "bundle", "show", "-format", "pem", "-socketPath", "/run/spire/sockets/api.sock",
+        "-n",
+        "spire",
+        "exec",
+        "spire-server-0",
+        "-c",
+        "spire-server",
+        "--",
+        "/opt/spire/bin/spire-server",
+        "bundle",
+        "show",
+        "-format",
+        "pem",
+        "-socketPath",
+        "/run/spire/sockets/api.sock",
     ])?;
     std::fs::write(dir.path().join("bundle.pem"), bundle)?;
-    std::fs::write(dir.path().join("tr.json"), node.kubectl(&["-n", ns, "get", "taskrun", taskrun, "-o", "json"])?)?;
+    std::fs::write(
+        dir.path().join("tr.json"),
+        node.kubectl(&["-n", ns, "get", "taskrun", taskrun, "-o", "json"])?,
+    )?;
     let out = Command::new(env!("CARGO_BIN_EXE_tekton-spire"))
         .args(["verify", "--taskrun"])
         .arg(dir.path().join("tr.json"))
@@ -298,42 +411,66 @@ fn verify(node: &Node, ns: &str, taskrun: &str) -> anyhow::Result<(i32, String)>
         .output()?;
     Ok((
         out.status.code().unwrap_or(-1),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     ))
 }
 
 fn verdict(node: &Node, ns: &str, taskrun: &str) -> anyhow::Result<Option<Value>> {
     let tr = json_of(&node.kubectl(&["-n", ns, "get", "taskrun", taskrun, "-o", "json"])?)?;
-    Ok(tr["status"]["conditions"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == "SignedResultsVerified").cloned()))
+    Ok(tr["status"]["conditions"].as_array().and_then(|c| {
+        c.iter()
+            .find(|c| c["type"] == "SignedResultsVerified")
+            .cloned()
+    }))
 }
 
 #[test]
-fn the_helper_signs_with_the_taskruns_svid_beside_a_default_identity_and_the_verdict_is_true() -> anyhow::Result<()> {
+fn the_helper_signs_with_the_taskruns_svid_beside_a_default_identity_and_the_verdict_is_true()
+-> anyhow::Result<()> {
     let (node, _turn) = node();
     let ns = namespace(node, "sign")?;
     let uid = create_taskrun(node, &ns, "build", "build-pod")?;
     let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     let pod_uid = create_pod(
-        node, &ns, "build-pod", "build", &uid, json!({}),
+        node,
+        &ns,
+        "build-pod",
+        "build",
+        &uid,
+        json!({}),
         result_writer_and_reporter(digest, signing_container(&ns, "build", &uid, 90)),
     )?;
     // spire-controller-manager (installed beside us as helm-charts-hardened does) gives the
     // pod ns/<ns>/sa/default too, under an entry ID that sorts first: the agent's default.
     let default_id = format!("spiffe://{TRUST_DOMAIN}/ns/{ns}/sa/default");
-    let scm_entry = node.wait_for("spire-controller-manager's default entry for the pod", WAIT, || {
-        Ok(node.entries_with_prefix("demo-cluster.")?.into_iter().find(|e| {
-            spiffe_id_of(e) == default_id
-                && selector_values(e).contains(&format!("k8s:pod-uid:{pod_uid}"))
-        }))
-    })?;
+    let scm_entry = node.wait_for(
+        "spire-controller-manager's default entry for the pod",
+        WAIT,
+        || {
+            Ok(node
+                .entries_with_prefix("demo-cluster.")?
+                .into_iter()
+                .find(|e| {
+                    spiffe_id_of(e) == default_id
+                        && selector_values(e).contains(&format!("k8s:pod-uid:{pod_uid}"))
+                }))
+        },
+    )?;
     let state = terminated(node, &ns, "build-pod", "step-sign")?;
     let logs = node.kubectl(&["-n", &ns, "logs", "build-pod", "-c", "step-sign"])?;
     assert_eq!(state["exitCode"], 0, "the helper failed: {logs}");
-    assert!(logs.contains(&format!("spiffe://{TRUST_DOMAIN}/ns/{ns}/taskrun/build")), "signed with another SVID: {logs}");
     assert!(
-        node.entries_with_prefix("demo-cluster.")?.iter().any(|e| e["id"] == scm_entry["id"]),
+        logs.contains(&format!("spiffe://{TRUST_DOMAIN}/ns/{ns}/taskrun/build")),
+        "signed with another SVID: {logs}"
+    );
+    assert!(
+        node.entries_with_prefix("demo-cluster.")?
+            .iter()
+            .any(|e| e["id"] == scm_entry["id"]),
         "the default identity was present while the helper signed"
     );
     terminated(node, &ns, "build-pod", "step-report")?;
@@ -350,8 +487,20 @@ fn the_helper_signs_with_the_taskruns_svid_beside_a_default_identity_and_the_ver
             {"name": "TEKTON_SPIRE_SEAL", "type": "string", "value": seal},
         ],
     }});
-    node.kubectl(&["-n", &ns, "patch", "taskrun", "build", "--subresource=status", "--type=merge", "-p", &done.to_string()])?;
-    let condition = node.wait_for("the controller's verdict", WAIT, || verdict(node, &ns, "build"))?;
+    node.kubectl(&[
+        "-n",
+        &ns,
+        "patch",
+        "taskrun",
+        "build",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &done.to_string(),
+    ])?;
+    let condition = node.wait_for("the controller's verdict", WAIT, || {
+        verdict(node, &ns, "build")
+    })?;
     assert_eq!(condition["status"], "True", "verdict: {condition}");
     assert_eq!(condition["reason"], "TaskRunResultsVerified");
     let (code, output) = verify(node, &ns, "build")?;
@@ -362,7 +511,17 @@ fn the_helper_signs_with_the_taskruns_svid_beside_a_default_identity_and_the_ver
         {"name": "IMAGE_DIGEST", "type": "string", "value": digest.replace("0123", "9999")},
         {"name": "TEKTON_SPIRE_SEAL", "type": "string", "value": seal},
     ]}});
-    node.kubectl(&["-n", &ns, "patch", "taskrun", "build", "--subresource=status", "--type=merge", "-p", &forged.to_string()])?;
+    node.kubectl(&[
+        "-n",
+        &ns,
+        "patch",
+        "taskrun",
+        "build",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &forged.to_string(),
+    ])?;
     let condition = node.wait_for("the verdict on the forged status", WAIT, || {
         Ok(verdict(node, &ns, "build")?.filter(|c| c["status"] == "False"))
     })?;
@@ -377,12 +536,27 @@ fn the_helper_signs_with_the_taskruns_svid_beside_a_default_identity_and_the_ver
 /// The container IDs (without the runtime prefix) of the controller's pods.
 fn controller_containers(node: &Node) -> anyhow::Result<Vec<(String, String, i64)>> {
     let pods = json_of(&node.kubectl(&[
-        "-n", CONTROLLER_NS, "get", "pods", "-l", "app.kubernetes.io/name=tekton-spire-controller", "-o", "json",
+        "-n",
+        CONTROLLER_NS,
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/name=tekton-spire-controller",
+        "-o",
+        "json",
     ])?)?;
     let mut out = Vec::new();
     for pod in pods["items"].as_array().context("no pods")? {
-        for status in pod["status"]["containerStatuses"].as_array().into_iter().flatten() {
-            let id = status["containerID"].as_str().unwrap_or("").trim_start_matches("containerd://").to_owned();
+        for status in pod["status"]["containerStatuses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let id = status["containerID"]
+                .as_str()
+                .unwrap_or("")
+                .trim_start_matches("containerd://")
+                .to_owned();
             let name = pod["metadata"]["name"].as_str().unwrap_or("").to_owned();
             out.push((name, id, status["restartCount"].as_i64().unwrap_or(0)));
         }
@@ -397,47 +571,110 @@ fn killing_the_controller_loses_and_leaks_no_entry() -> anyhow::Result<()> {
     let mut pods = Vec::new();
     for i in 0..4 {
         let uid = create_taskrun(node, &ns, &format!("tr{i}"), &format!("tr{i}-pod"))?;
-        pods.push((format!("tr{i}"), create_pod(node, &ns, &format!("tr{i}-pod"), &format!("tr{i}"), &uid, sleeping_sign(), json!({}))?));
+        pods.push((
+            format!("tr{i}"),
+            create_pod(
+                node,
+                &ns,
+                &format!("tr{i}-pod"),
+                &format!("tr{i}"),
+                &uid,
+                sleeping_sign(),
+                json!({}),
+            )?,
+        ));
     }
     for (_, pod_uid) in &pods {
-        node.wait_for("entries of the running TaskRuns", WAIT, || Ok((!entries_for_pod(node, pod_uid)?.is_empty()).then_some(())))?;
+        node.wait_for("entries of the running TaskRuns", WAIT, || {
+            Ok((!entries_for_pod(node, pod_uid)?.is_empty()).then_some(()))
+        })?;
     }
     // SIGKILL every replica's process (the kubelet restarts the containers in place).
     let before = controller_containers(node)?;
     let address = node.var("CONTAINERD_ADDRESS");
     for (_, id, _) in &before {
         let out = Command::new("ctr")
-            .args(["--address", address, "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id])
+            .args([
+                "--address",
+                address,
+                "-n",
+                "k8s.io",
+                "tasks",
+                "kill",
+                "-s",
+                "SIGKILL",
+                id,
+            ])
             .output()?;
         if !out.status.success() {
-            bail!("ctr tasks kill {id}: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "ctr tasks kill {id}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
     // While no controller runs: two TaskRuns finish, two start.
     let done = json!({"status": {"completionTime": rfc3339(time::OffsetDateTime::now_utc()),
         "conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed"}]}});
     for (name, _) in &pods[..2] {
-        node.kubectl(&["-n", &ns, "patch", "taskrun", name, "--subresource=status", "--type=merge", "-p", &done.to_string()])?;
+        node.kubectl(&[
+            "-n",
+            &ns,
+            "patch",
+            "taskrun",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &done.to_string(),
+        ])?;
     }
     let mut started = Vec::new();
     for i in 4..6 {
         let uid = create_taskrun(node, &ns, &format!("tr{i}"), &format!("tr{i}-pod"))?;
-        started.push(create_pod(node, &ns, &format!("tr{i}-pod"), &format!("tr{i}"), &uid, sleeping_sign(), json!({}))?);
+        started.push(create_pod(
+            node,
+            &ns,
+            &format!("tr{i}-pod"),
+            &format!("tr{i}"),
+            &uid,
+            sleeping_sign(),
+            json!({}),
+        )?);
     }
-    node.wait_for("both controller containers restarted and Ready", WAIT, || {
-        let now = controller_containers(node)?;
-        let restarted = now.iter().all(|(pod, _, count)| {
-            before.iter().any(|(p, _, c)| p == pod && count > c)
-        });
-        let ready = node
-            .kubectl(&["-n", CONTROLLER_NS, "rollout", "status", "deployment/tekton-spire-controller", "--timeout=1s"])
-            .is_ok();
-        Ok((restarted && ready).then_some(()))
-    })?;
-    let wanted: Vec<&String> = pods[2..].iter().map(|(_, uid)| uid).chain(started.iter()).collect();
+    node.wait_for(
+        "both controller containers restarted and Ready",
+        WAIT,
+        || {
+            let now = controller_containers(node)?;
+            let restarted = now
+                .iter()
+                .all(|(pod, _, count)| before.iter().any(|(p, _, c)| p == pod && count > c));
+            let ready = node
+                .kubectl(&[
+                    "-n",
+                    CONTROLLER_NS,
+                    "rollout",
+                    "status",
+                    "deployment/tekton-spire-controller",
+                    "--timeout=1s",
+                ])
+                .is_ok();
+            Ok((restarted && ready).then_some(()))
+        },
+    )?;
+    let wanted: Vec<&String> = pods[2..]
+        .iter()
+        .map(|(_, uid)| uid)
+        .chain(started.iter())
+        .collect();
     node.wait_for("exactly the running TaskRuns' entries", WAIT, || {
-        let present = wanted.iter().all(|uid| entries_for_pod(node, uid).is_ok_and(|e| e.len() == 1));
-        let gone = pods[..2].iter().all(|(_, uid)| entries_for_pod(node, uid).is_ok_and(|e| e.is_empty()));
+        let present = wanted
+            .iter()
+            .all(|uid| entries_for_pod(node, uid).is_ok_and(|e| e.len() == 1));
+        let gone = pods[..2]
+            .iter()
+            .all(|(_, uid)| entries_for_pod(node, uid).is_ok_and(|e| e.is_empty()));
         Ok((present && gone).then_some(()))
     })?;
     node.kubectl(&["delete", "namespace", &ns, "--wait=false"])?;
@@ -446,7 +683,12 @@ fn killing_the_controller_loses_and_leaks_no_entry() -> anyhow::Result<()> {
 
 /// A pod that asks the Workload API for any identity with the helper; the helper's
 /// error (it gets no identity, or only others) from the container's log.
-fn ask_for_identity(node: &Node, ns: &str, pod: &str, service_account: &str) -> anyhow::Result<(i64, String)> {
+fn ask_for_identity(
+    node: &Node,
+    ns: &str,
+    pod: &str,
+    service_account: &str,
+) -> anyhow::Result<(i64, String)> {
     let spec = json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": pod, "namespace": ns},
@@ -471,18 +713,27 @@ fn ask_for_identity(node: &Node, ns: &str, pod: &str, service_account: &str) -> 
 }
 
 #[test]
-fn the_controllers_admin_identity_is_not_obtainable_from_another_namespace_or_node() -> anyhow::Result<()> {
+fn the_controllers_admin_identity_is_not_obtainable_from_another_namespace_or_node()
+-> anyhow::Result<()> {
     let (node, _turn) = node();
     let admin_id = format!("spiffe://{TRUST_DOMAIN}/ns/tekton-spire/sa/tekton-spire-controller");
     let admin_id = admin_id.as_str();
     // Another namespace, a service account of the same name. (spire-controller-manager
     // gives the pod its own ns/<ns>/sa/<sa> identity: the helper names what it got.)
     let ns = namespace(node, "admin-probe")?;
-    node.kubectl(&["-n", &ns, "create", "serviceaccount", "tekton-spire-controller"])?;
+    node.kubectl(&[
+        "-n",
+        &ns,
+        "create",
+        "serviceaccount",
+        "tekton-spire-controller",
+    ])?;
     let (code, logs) = ask_for_identity(node, &ns, "probe", "tekton-spire-controller")?;
     assert_ne!(code, 0);
     assert!(
-        logs.contains(&format!("got [\"spiffe://{TRUST_DOMAIN}/ns/{ns}/sa/tekton-spire-controller\"]")),
+        logs.contains(&format!(
+            "got [\"spiffe://{TRUST_DOMAIN}/ns/{ns}/sa/tekton-spire-controller\"]"
+        )),
         "expected only the pod's own default identity: {logs}"
     );
     assert!(!logs.contains(admin_id), "{logs}");
@@ -491,22 +742,68 @@ fn the_controllers_admin_identity_is_not_obtainable_from_another_namespace_or_no
     // longer in the labelled set: the agent attests again without the label.
     let label = "node-restriction.kubernetes.io/tekton-spire-controller";
     node.kubectl(&["label", "node", node.name(), &format!("{label}-")])?;
-    node.kubectl(&["-n", "spire", "delete", "pod", "-l", "app.kubernetes.io/name=spire-agent", "--wait=true"])?;
-    node.kubectl(&["-n", "spire", "rollout", "status", "daemonset/spire-agent", "--timeout=120s"])?;
-    let outcome = ask_for_identity(node, CONTROLLER_NS, "probe-unlabelled", "tekton-spire-controller");
+    node.kubectl(&[
+        "-n",
+        "spire",
+        "delete",
+        "pod",
+        "-l",
+        "app.kubernetes.io/name=spire-agent",
+        "--wait=true",
+    ])?;
+    node.kubectl(&[
+        "-n",
+        "spire",
+        "rollout",
+        "status",
+        "daemonset/spire-agent",
+        "--timeout=120s",
+    ])?;
+    let outcome = ask_for_identity(
+        node,
+        CONTROLLER_NS,
+        "probe-unlabelled",
+        "tekton-spire-controller",
+    );
     // Restore before judging, so that later tests find the controller as installed.
     node.kubectl(&["label", "node", node.name(), &format!("{label}=true")])?;
-    node.kubectl(&["-n", "spire", "delete", "pod", "-l", "app.kubernetes.io/name=spire-agent", "--wait=true"])?;
-    node.kubectl(&["-n", "spire", "rollout", "status", "daemonset/spire-agent", "--timeout=120s"])?;
+    node.kubectl(&[
+        "-n",
+        "spire",
+        "delete",
+        "pod",
+        "-l",
+        "app.kubernetes.io/name=spire-agent",
+        "--wait=true",
+    ])?;
+    node.kubectl(&[
+        "-n",
+        "spire",
+        "rollout",
+        "status",
+        "daemonset/spire-agent",
+        "--timeout=120s",
+    ])?;
     let (code, logs) = outcome?;
     assert_ne!(code, 0);
-    assert!(logs.contains("no X.509-SVID was issued"), "expected no identity on an unlabelled node: {logs}");
+    assert!(
+        logs.contains("no X.509-SVID was issued"),
+        "expected no identity on an unlabelled node: {logs}"
+    );
     assert!(!logs.contains(admin_id), "{logs}");
 
     // And on the labelled node it is obtainable (the rule is the label, not a broken setup).
-    let (code, logs) = ask_for_identity(node, CONTROLLER_NS, "probe-labelled", "tekton-spire-controller")?;
+    let (code, logs) = ask_for_identity(
+        node,
+        CONTROLLER_NS,
+        "probe-labelled",
+        "tekton-spire-controller",
+    )?;
     assert_ne!(code, 0, "the probe is not a TaskRun: it cannot sign");
-    assert!(logs.contains(admin_id), "on the labelled node the admin SVID is issued: {logs}");
+    assert!(
+        logs.contains(admin_id),
+        "on the labelled node the admin SVID is issued: {logs}"
+    );
     node.kubectl(&["delete", "namespace", &ns, "--wait=false"])?;
     Ok(())
 }
@@ -516,8 +813,18 @@ fn spire_controller_manager_and_the_controller_keep_to_their_own_entries() -> an
     let (node, _turn) = node();
     let ns = namespace(node, "coexist")?;
     let uid = create_taskrun(node, &ns, "build", "build-pod")?;
-    let pod_uid = create_pod(node, &ns, "build-pod", "build", &uid, sleeping_sign(), json!({}))?;
-    let ours = node.wait_for("our entry", WAIT, || Ok(entries_for_pod(node, &pod_uid)?.into_iter().next()))?;
+    let pod_uid = create_pod(
+        node,
+        &ns,
+        "build-pod",
+        "build",
+        &uid,
+        sleeping_sign(),
+        json!({}),
+    )?;
+    let ours = node.wait_for("our entry", WAIT, || {
+        Ok(entries_for_pod(node, &pod_uid)?.into_iter().next())
+    })?;
     let theirs = node.wait_for("spire-controller-manager's entry", WAIT, || {
         Ok(node
             .entries_with_prefix("demo-cluster.")?
@@ -527,7 +834,11 @@ fn spire_controller_manager_and_the_controller_keep_to_their_own_entries() -> an
     // The entries neither controller declared (register-controller.sh's).
     let admin = format!("spiffe://{TRUST_DOMAIN}/ns/tekton-spire/sa/tekton-spire-controller");
     let unowned = |node: &Node| -> anyhow::Result<usize> {
-        Ok(node.entries_with_prefix("")?.iter().filter(|e| spiffe_id_of(e) == admin).count())
+        Ok(node
+            .entries_with_prefix("")?
+            .iter()
+            .filter(|e| spiffe_id_of(e) == admin)
+            .count())
     };
     assert_eq!(unowned(node)?, 1);
     // Three full passes of each (both resync every 10 s): nothing deleted, nothing recreated.
@@ -535,8 +846,16 @@ fn spire_controller_manager_and_the_controller_keep_to_their_own_entries() -> an
     let still = |id: &Value| -> anyhow::Result<bool> {
         Ok(node.entries_with_prefix("")?.iter().any(|e| e["id"] == *id))
     };
-    assert!(still(&ours["id"])?, "spire-controller-manager deleted our entry {}", ours["id"]);
-    assert!(still(&theirs["id"])?, "the controller deleted spire-controller-manager's entry {}", theirs["id"]);
+    assert!(
+        still(&ours["id"])?,
+        "spire-controller-manager deleted our entry {}",
+        ours["id"]
+    );
+    assert!(
+        still(&theirs["id"])?,
+        "the controller deleted spire-controller-manager's entry {}",
+        theirs["id"]
+    );
     assert_eq!(unowned(node)?, 1, "the admin entry survives both");
     node.kubectl(&["delete", "namespace", &ns, "--wait=false"])?;
     Ok(())

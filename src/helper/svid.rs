@@ -116,8 +116,9 @@ pub(super) async fn fetch(
                 let chosen = match wanted {
                     Wanted::Default => svids.into_iter().next(),
                     Wanted::Path(path) => {
-                        let (mine, rest): (Vec<_>, Vec<_>) =
-                            svids.into_iter().partition(|s| s.spiffe_id().path() == path);
+                        let (mine, rest): (Vec<_>, Vec<_>) = svids
+                            .into_iter()
+                            .partition(|s| s.spiffe_id().path() == path);
                         others = rest.iter().map(|s| s.spiffe_id().to_string()).collect();
                         mine.into_iter().next()
                     }

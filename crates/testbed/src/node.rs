@@ -52,13 +52,17 @@ impl Node {
     )]
     pub fn serial() -> (&'static Node, MutexGuard<'static, ()>) {
         static TURN: Mutex<()> = Mutex::new(());
-        let turn = TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let turn = TURN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         static SHARED: OnceLock<Node> = OnceLock::new();
         let node = SHARED.get_or_init(|| match Self::attach_or_start() {
             Ok(node) => node,
             Err(e) => panic!("cannot start the one-node cluster: {e:#}"),
         });
-        let mut installed = INSTALLED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut installed = INSTALLED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !*installed {
             if let Err(e) = node.install() {
                 panic!("installing SPIRE and the controller on the node failed: {e:#}");
@@ -70,9 +74,16 @@ impl Node {
 
     fn attach_or_start() -> anyhow::Result<Self> {
         if let Some(dir) = std::env::var_os("TEKTON_SPIRE_NODE") {
-            let env = read_env(&Path::new(&dir).join("env"))
-                .with_context(|| format!("TEKTON_SPIRE_NODE={}: no running node there", dir.to_string_lossy()))?;
-            return Ok(Self { env, _instance: None });
+            let env = read_env(&Path::new(&dir).join("env")).with_context(|| {
+                format!(
+                    "TEKTON_SPIRE_NODE={}: no running node there",
+                    dir.to_string_lossy()
+                )
+            })?;
+            return Ok(Self {
+                env,
+                _instance: None,
+            });
         }
         let instance = Instance::start("cluster-local.sh", "KUBE_NO_BUILD", &[], true)?;
         let env = read_env(&instance.dir().join("env"))?;
@@ -103,7 +114,8 @@ impl Node {
     /// When the kubeconfig cannot be read.
     pub async fn client(&self) -> anyhow::Result<kube::Client> {
         let kubeconfig = Kubeconfig::read_from(self.kubeconfig_path())?;
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
         Ok(kube::Client::try_from(config)?)
     }
 
@@ -118,7 +130,10 @@ impl Node {
     /// # Errors
     /// When kubectl fails.
     pub fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = self.kubectl_command(args).output().context("running kubectl")?;
+        let out = self
+            .kubectl_command(args)
+            .output()
+            .context("running kubectl")?;
         check(out, &format!("kubectl {}", args.join(" ")))
     }
 
@@ -160,7 +175,12 @@ impl Node {
             "/opt/spire/bin/spire-server",
         ];
         all.extend_from_slice(args);
-        all.extend_from_slice(&["-socketPath", "/run/spire/sockets/api.sock", "-output", "json"]);
+        all.extend_from_slice(&[
+            "-socketPath",
+            "/run/spire/sockets/api.sock",
+            "-output",
+            "json",
+        ]);
         let out = self.kubectl(&all)?;
         serde_json::from_str(&out).with_context(|| format!("spire-server printed no JSON: {out}"))
     }
@@ -216,16 +236,41 @@ impl Node {
     /// When the install or the scaling fails.
     pub fn tekton(&self, state: Tekton) -> anyhow::Result<()> {
         let installed = self
-            .kubectl(&["-n", "tekton-pipelines", "get", "deployment", "tekton-pipelines-controller"])
+            .kubectl(&[
+                "-n",
+                "tekton-pipelines",
+                "get",
+                "deployment",
+                "tekton-pipelines-controller",
+            ])
             .is_ok();
         match (state, installed) {
             (Tekton::Stopped, false) => Ok(()),
             (Tekton::Stopped, true) => {
-                self.kubectl(&["-n", "tekton-pipelines", "scale", "deployment/tekton-pipelines-controller", "--replicas=0"])?;
-                self.wait_for("Tekton's controller to stop", Duration::from_secs(120), || {
-                    let pods = self.kubectl(&["-n", "tekton-pipelines", "get", "pods", "-l", "app.kubernetes.io/name=controller", "-o", "name"])?;
-                    Ok(pods.trim().is_empty().then_some(()))
-                })
+                self.kubectl(&[
+                    "-n",
+                    "tekton-pipelines",
+                    "scale",
+                    "deployment/tekton-pipelines-controller",
+                    "--replicas=0",
+                ])?;
+                self.wait_for(
+                    "Tekton's controller to stop",
+                    Duration::from_secs(120),
+                    || {
+                        let pods = self.kubectl(&[
+                            "-n",
+                            "tekton-pipelines",
+                            "get",
+                            "pods",
+                            "-l",
+                            "app.kubernetes.io/name=controller",
+                            "-o",
+                            "name",
+                        ])?;
+                        Ok(pods.trim().is_empty().then_some(()))
+                    },
+                )
             }
             (Tekton::Running, _) => {
                 if !installed {
@@ -236,10 +281,30 @@ impl Node {
                         .output()?;
                     check(out, "scripts/tekton-install.sh")?;
                 }
-                self.kubectl(&["-n", "tekton-pipelines", "scale", "deployment/tekton-pipelines-controller", "--replicas=1"])?;
-                self.kubectl(&["-n", "tekton-pipelines", "rollout", "status", "deployment/tekton-pipelines-controller", "--timeout=300s"])?;
-                self.kubectl(&["-n", "tekton-pipelines", "rollout", "status", "deployment/tekton-pipelines-webhook", "--timeout=300s"])
-                    .map(drop)
+                self.kubectl(&[
+                    "-n",
+                    "tekton-pipelines",
+                    "scale",
+                    "deployment/tekton-pipelines-controller",
+                    "--replicas=1",
+                ])?;
+                self.kubectl(&[
+                    "-n",
+                    "tekton-pipelines",
+                    "rollout",
+                    "status",
+                    "deployment/tekton-pipelines-controller",
+                    "--timeout=300s",
+                ])?;
+                self.kubectl(&[
+                    "-n",
+                    "tekton-pipelines",
+                    "rollout",
+                    "status",
+                    "deployment/tekton-pipelines-webhook",
+                    "--timeout=300s",
+                ])
+                .map(drop)
             }
         }
     }
@@ -259,9 +324,18 @@ impl Node {
             .env("PROGRAMS_NO_BUILD", "1")
             .output()?;
         let scm = check(scm, "scripts/programs.sh scm")?;
-        self.kubectl(&["apply", "--server-side", "-f", &format!("{}/crd", scm.trim())])?;
+        self.kubectl(&[
+            "apply",
+            "--server-side",
+            "-f",
+            &format!("{}/crd", scm.trim()),
+        ])?;
         self.kubectl(&["apply", "-k", &path("tests/cluster/spire")])?;
-        for what in ["statefulset/spire-server", "daemonset/spire-agent", "daemonset/spiffe-csi-driver"] {
+        for what in [
+            "statefulset/spire-server",
+            "daemonset/spire-agent",
+            "daemonset/spiffe-csi-driver",
+        ] {
             self.kubectl(&["-n", "spire", "rollout", "status", what, "--timeout=300s"])?;
         }
         // 2. The controller's admin identity, bound to the nodes it may run on.
