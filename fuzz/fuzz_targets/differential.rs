@@ -43,7 +43,10 @@ fn policy() -> &'static Policy {
     POLICY.get_or_init(|| {
         let path = format!("{REPO}/tests/vectors/seal/pki/root.pem");
         let bundle = TrustBundle::read(std::path::Path::new(&path)).expect("the vectors' root");
-        Policy::new(TrustDomain::new("example.org").expect("a trust domain"), bundle)
+        Policy::new(
+            TrustDomain::new("example.org").expect("a trust domain"),
+            bundle,
+        )
     })
 }
 
@@ -60,11 +63,17 @@ fn ours(data: &[u8]) -> String {
 fn theirs(data: &[u8]) -> String {
     let mut python = python().lock().expect("the Python verifier's lock");
     let len = u32::try_from(data.len()).expect("a fuzz input fits u32");
-    python.input.write_all(&len.to_le_bytes()).expect("write to Python");
+    python
+        .input
+        .write_all(&len.to_le_bytes())
+        .expect("write to Python");
     python.input.write_all(data).expect("write to Python");
     python.input.flush().expect("write to Python");
     let mut line = String::new();
-    python.output.read_line(&mut line).expect("read from Python");
+    python
+        .output
+        .read_line(&mut line)
+        .expect("read from Python");
     assert!(!line.is_empty(), "the Python verifier exited");
     line.trim_end().to_owned()
 }

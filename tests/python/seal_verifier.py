@@ -411,12 +411,24 @@ def _yaml_tagged(tag: str, text: str) -> Any:
     raise _BadDocument("%s is not a valid %s" % (text, tag))
 
 
+_LINE_BREAKS = ("\n", "\r", "\x85", "\u2028", "\u2029")
+
+
 class _ProfileLoader(yaml.SafeLoader):
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        # Section 9.1.3: a block scalar may not run to the end of a text that does not
+        # end with a line break.
+        self.open_end = None if stream.endswith(_LINE_BREAKS) else len(stream)
+
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             # Section 9.1.3: aliases are refused, not expanded.
             raise _BadDocument("an alias is not accepted")
         event = self.peek_event()
+        if (isinstance(event, yaml.ScalarEvent) and event.style in ("|", ">")
+                and self.open_end is not None and event.end_mark.index >= self.open_end):
+            raise _BadDocument("a block scalar runs to the end of the text without a line break")
         raw_tag = getattr(event, "tag", None)
         node = super().compose_node(parent, index)
         node.raw_tag = raw_tag

@@ -67,6 +67,13 @@ pub(crate) fn check(input: &[u8]) -> Result<(), &'static str> {
     check_value(value.tag, value.contents, 0)
 }
 
+/// Checks that `input` starts with one DER value, as [`check`] does; bytes after it are
+/// not looked at.
+pub(crate) fn check_first(input: &[u8]) -> Result<(), &'static str> {
+    let value = tlv(input)?;
+    check_value(value.tag, value.contents, 0)
+}
+
 /// Deepest nesting descended into; a certificate nests about 8 deep.
 const MAX_NESTING: usize = 32;
 
