@@ -8,6 +8,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
+#[path = "yaml_panics.rs"]
+mod yaml_panics;
+
 use libfuzzer_sys::fuzz_target;
 use tekton_spire_verify::{Policy, TaskRun, TrustBundle, TrustDomain, verify};
 
@@ -79,6 +82,7 @@ fn theirs(data: &[u8]) -> String {
 }
 
 fuzz_target!(|data: &[u8]| {
+    yaml_panics::let_the_verifier_catch_yaml_panics();
     let ours = ours(data);
     let theirs = theirs(data);
     if theirs == "verifier.tekton-format-unsupported" {
