@@ -811,6 +811,17 @@ def _check_der(buf: bytes, start: int, end: int, nesting: int = 0) -> None:
             raise ValueError("a BIT STRING not in its DER form")
         elif tag == 0x05 and c:
             raise ValueError("a NULL with contents")
+        elif tag == 0x0C:
+            c.decode("utf-8")  # raises on anything but UTF-8
+        elif tag == 0x12 and not all(b in b"0123456789 " for b in c):
+            raise ValueError("a NumericString outside its alphabet")
+        elif tag == 0x13 and not all(chr(b).isascii() and (chr(b).isalnum() or chr(b) in " '()+,-./:=?")
+                                     for b in c):
+            raise ValueError("a PrintableString outside its alphabet")
+        elif tag == 0x16 and any(b > 0x7F for b in c):
+            raise ValueError("an IA5String with a byte above 7F")
+        elif tag == 0x1A and not all(0x20 <= b <= 0x7E for b in c):
+            raise ValueError("a VisibleString outside its alphabet")
         elif tag == 0x06 and (not c or c[-1] & 0x80
                               or any(b == 0x80 and (i == 0 or not c[i - 1] & 0x80)
                                      for i, b in enumerate(c))):
