@@ -86,7 +86,7 @@ impl Bundles {
                     trust_domain: trust_domain.to_string(),
                 };
                 let td =
-                    spiffe::TrustDomain::new(&trust_domain.to_string()).map_err(|_| no_bundle())?;
+                    spiffe::TrustDomain::new(trust_domain.to_string()).map_err(|_| no_bundle())?;
                 let bundle = source
                     .try_bundle_for_trust_domain(&td)
                     .ok_or_else(no_bundle)?;
