@@ -8,6 +8,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
+#[path = "yaml_panics.rs"]
+mod yaml_panics;
+
 use libfuzzer_sys::fuzz_target;
 use tekton_spire_verify::{Policy, TaskRun, TrustBundle, TrustDomain, verify};
 
@@ -43,7 +46,10 @@ fn policy() -> &'static Policy {
     POLICY.get_or_init(|| {
         let path = format!("{REPO}/tests/vectors/seal/pki/root.pem");
         let bundle = TrustBundle::read(std::path::Path::new(&path)).expect("the vectors' root");
-        Policy::new(TrustDomain::new("example.org").expect("a trust domain"), bundle)
+        Policy::new(
+            TrustDomain::new("example.org").expect("a trust domain"),
+            bundle,
+        )
     })
 }
 
@@ -60,16 +66,23 @@ fn ours(data: &[u8]) -> String {
 fn theirs(data: &[u8]) -> String {
     let mut python = python().lock().expect("the Python verifier's lock");
     let len = u32::try_from(data.len()).expect("a fuzz input fits u32");
-    python.input.write_all(&len.to_le_bytes()).expect("write to Python");
+    python
+        .input
+        .write_all(&len.to_le_bytes())
+        .expect("write to Python");
     python.input.write_all(data).expect("write to Python");
     python.input.flush().expect("write to Python");
     let mut line = String::new();
-    python.output.read_line(&mut line).expect("read from Python");
+    python
+        .output
+        .read_line(&mut line)
+        .expect("read from Python");
     assert!(!line.is_empty(), "the Python verifier exited");
     line.trim_end().to_owned()
 }
 
 fuzz_target!(|data: &[u8]| {
+    yaml_panics::let_the_verifier_catch_yaml_panics();
     let ours = ours(data);
     let theirs = theirs(data);
     if theirs == "verifier.tekton-format-unsupported" {

@@ -2,10 +2,14 @@
 //! reading the same bytes through `from_reader` gives the same answer.
 #![no_main]
 
+#[path = "yaml_panics.rs"]
+mod yaml_panics;
+
 use libfuzzer_sys::fuzz_target;
 use tekton_spire_verify::TaskRun;
 
 fuzz_target!(|data: &[u8]| {
+    yaml_panics::let_the_verifier_catch_yaml_panics();
     let parsed = TaskRun::parse(data);
     let read = TaskRun::from_reader(data);
     match (parsed, read) {

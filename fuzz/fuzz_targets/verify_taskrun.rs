@@ -4,6 +4,9 @@
 
 use std::sync::LazyLock;
 
+#[path = "yaml_panics.rs"]
+mod yaml_panics;
+
 use libfuzzer_sys::fuzz_target;
 use tekton_spire_verify::{Policy, TaskRun, TrustBundle, TrustDomain, verify};
 
@@ -16,6 +19,7 @@ static POLICY: LazyLock<Policy> = LazyLock::new(|| {
 });
 
 fuzz_target!(|data: &[u8]| {
+    yaml_panics::let_the_verifier_catch_yaml_panics();
     if let Ok(taskrun) = TaskRun::parse(data) {
         let _ = verify(&taskrun, &POLICY);
     }

@@ -411,12 +411,24 @@ def _yaml_tagged(tag: str, text: str) -> Any:
     raise _BadDocument("%s is not a valid %s" % (text, tag))
 
 
+_LINE_BREAKS = ("\n", "\r", "\x85", "\u2028", "\u2029")
+
+
 class _ProfileLoader(yaml.SafeLoader):
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        # Section 9.1.3: a block scalar may not run to the end of a text that does not
+        # end with a line break.
+        self.open_end = None if stream.endswith(_LINE_BREAKS) else len(stream)
+
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             # Section 9.1.3: aliases are refused, not expanded.
             raise _BadDocument("an alias is not accepted")
         event = self.peek_event()
+        if (isinstance(event, yaml.ScalarEvent) and event.style in ("|", ">")
+                and self.open_end is not None and event.end_mark.index >= self.open_end):
+            raise _BadDocument("a block scalar runs to the end of the text without a line break")
         raw_tag = getattr(event, "tag", None)
         node = super().compose_node(parent, index)
         node.raw_tag = raw_tag
@@ -799,6 +811,17 @@ def _check_der(buf: bytes, start: int, end: int, nesting: int = 0) -> None:
             raise ValueError("a BIT STRING not in its DER form")
         elif tag == 0x05 and c:
             raise ValueError("a NULL with contents")
+        elif tag == 0x0C:
+            c.decode("utf-8")  # raises on anything but UTF-8
+        elif tag == 0x12 and not all(b in b"0123456789 " for b in c):
+            raise ValueError("a NumericString outside its alphabet")
+        elif tag == 0x13 and not all(chr(b).isascii() and (chr(b).isalnum() or chr(b) in " '()+,-./:=?")
+                                     for b in c):
+            raise ValueError("a PrintableString outside its alphabet")
+        elif tag == 0x16 and any(b > 0x7F for b in c):
+            raise ValueError("an IA5String with a byte above 7F")
+        elif tag == 0x1A and not all(0x20 <= b <= 0x7E for b in c):
+            raise ValueError("a VisibleString outside its alphabet")
         elif tag == 0x06 and (not c or c[-1] & 0x80
                               or any(b == 0x80 and (i == 0 or not c[i - 1] & 0x80)
                                      for i, b in enumerate(c))):

@@ -163,7 +163,16 @@ pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
         if PROCESSED.contains(&oid.as_str()) {
             der::check(ext.value)
                 .map_err(|problem| format!("extension {oid} is not one DER value: {problem}"))?;
-        } else if ext.critical {
+        } else if !matches!(
+            ext.parsed_extension(),
+            ParsedExtension::UnsupportedExtension { .. }
+        ) {
+            // An understood type: its value is read up to the end of its first DER value,
+            // which must be whole (x509-parser reads some values past their own end).
+            der::check_first(ext.value)
+                .map_err(|problem| format!("extension {oid} is not DER: {problem}"))?;
+        }
+        if ext.critical && !PROCESSED.contains(&oid.as_str()) {
             return Err(format!(
                 "critical extension {oid} is not processed by this verifier"
             ));

@@ -14,6 +14,11 @@ const INTEGER: u8 = 0x02;
 const BIT_STRING: u8 = 0x03;
 const NULL: u8 = 0x05;
 const OID: u8 = 0x06;
+const UTF8_STRING: u8 = 0x0c;
+const NUMERIC_STRING: u8 = 0x12;
+const PRINTABLE_STRING: u8 = 0x13;
+const IA5_STRING: u8 = 0x16;
+const VISIBLE_STRING: u8 = 0x1a;
 
 /// Reads one TLV with a tag of the low-number form and a definite length in its
 /// shortest form.
@@ -57,13 +62,21 @@ pub(crate) fn tlv(input: &[u8]) -> Result<Tlv<'_>, &'static str> {
 }
 
 /// Checks that `input` is exactly one DER value: every TLV in it (constructed values
-/// are descended into) has a shortest definite length, and BOOLEAN, INTEGER, BIT
-/// STRING, NULL and OBJECT IDENTIFIER values have their one DER form.
+/// are descended into) has a shortest definite length, BOOLEAN, INTEGER, BIT STRING,
+/// NULL and OBJECT IDENTIFIER values have their one DER form, and the character strings
+/// of names hold only characters of their type's alphabet.
 pub(crate) fn check(input: &[u8]) -> Result<(), &'static str> {
     let value = tlv(input)?;
     if !value.rest.is_empty() {
         return Err("bytes after the value");
     }
+    check_value(value.tag, value.contents, 0)
+}
+
+/// Checks that `input` starts with one DER value, as [`check`] does; bytes after it are
+/// not looked at.
+pub(crate) fn check_first(input: &[u8]) -> Result<(), &'static str> {
+    let value = tlv(input)?;
     check_value(value.tag, value.contents, 0)
 }
 
@@ -101,6 +114,23 @@ fn check_value(tag: u8, contents: &[u8], nesting: usize) -> Result<(), &'static 
             _ => Ok(()),
         },
         NULL if !contents.is_empty() => Err("a NULL with contents"),
+        UTF8_STRING if std::str::from_utf8(contents).is_err() => {
+            Err("a UTF8String that is not UTF-8")
+        }
+        NUMERIC_STRING if !contents.iter().all(|b| b.is_ascii_digit() || *b == b' ') => {
+            Err("a NumericString with a character outside its alphabet")
+        }
+        PRINTABLE_STRING
+            if !contents
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(b)) =>
+        {
+            Err("a PrintableString with a character outside its alphabet")
+        }
+        IA5_STRING if !contents.is_ascii() => Err("an IA5String with a byte above 7F"),
+        VISIBLE_STRING if !contents.iter().all(|b| (0x20..=0x7e).contains(b)) => {
+            Err("a VisibleString with a character outside its alphabet")
+        }
         OID => match contents {
             [] => Err("an empty OBJECT IDENTIFIER"),
             [.., last] if last & 0x80 != 0 => Err("an OBJECT IDENTIFIER cut short"),
@@ -152,6 +182,11 @@ mod tests {
             ),
             (&[0x05, 0x00, 0x00], "bytes after the value"),
             (&[0x1f, 0x01, 0x00], "a tag of the high-number form"),
+            (
+                &[0x13, 0x01, b';'],
+                "a PrintableString with a character outside its alphabet",
+            ),
+            (&[0x16, 0x01, 0x80], "an IA5String with a byte above 7F"),
         ] {
             assert_eq!(check(input), Err(problem), "{input:02x?}");
         }
