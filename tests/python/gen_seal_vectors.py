@@ -814,28 +814,55 @@ def invalid_cases(p: SealPki) -> list[Case]:
     indent = text[line_start:text.index(needle)]
     duplicated = text.replace(needle, f'"value": {forged},\n{indent}{needle}')
     return [
-        invalid("duplicate-result-name", "input.not-taskrun", "pristine-v1-json with a second "
-                "summary entry (same value).", base.document(
-                    add(e, {"name": "summary", "type": "string",
-                            "value": BASE["summary"]}))),
         invalid("duplicate-json-key", "input.syntax", "pristine-v1-json's text with IMAGE_DIGEST "
                 "holding two \"value\" members, a forged one first and the sealed one second: "
                 "parsers disagree on which counts, so the document is refused.", duplicated),
         invalid("duplicate-yaml-key", "input.syntax", "pristine-v1-yaml's text with IMAGE_DIGEST "
                 "holding two value keys, a forged one first and the sealed one second.",
                 duplicate_yaml_key(base), ext="yaml"),
-        invalid("start-time-not-rfc3339", "input.not-taskrun", "pristine-v1-json with "
-                "status.startTime 2025-06-01T12:00:00, without a time zone: not RFC 3339.",
-                with_status(base.document(), startTime="2025-06-01T12:00:00")),
-        invalid("yaml-plain-number-value", "input.not-taskrun", "pristine-v1-yaml's text with "
-                "summary's value written as the plain scalar 1e3: a float in YAML 1.2 (a "
-                "string in YAML 1.1), and a result value must be a string, an array or an "
-                "object.", yaml_text(base.document()).replace(
-                    "value: built 2 images, pushed 1\n", "value: 1e3\n"), ext="yaml"),
         invalid("empty-taskrun", "input.empty", "An empty TaskRun file (0 bytes).", ""),
         invalid("bundle-garbage", "bundle.invalid", "pristine-v1-json verified against a "
                 "bundle file that is neither PEM nor a SPIFFE bundle.", base.document(),
                 bundles=["pki/garbage.pem"]),
+    ]
+
+
+def status_cases(p: SealPki) -> list[Case]:
+    """A status that cannot be read is the status writer's doing: rejected (section 4),
+    never invalid input."""
+    base = Sealing(p.good_leaf)
+    e = base.entries()
+    malformed = "status.malformed"
+    return [
+        reject("duplicate-result-name", malformed, "pristine-v1-json with a second "
+               "summary entry (same value).", base.document(
+                   add(e, {"name": "summary", "type": "string", "value": BASE["summary"]}))),
+        reject("start-time-not-rfc3339", malformed, "pristine-v1-json with "
+               "status.startTime 2025-06-01T12:00:00, without a time zone: not RFC 3339.",
+               with_status(base.document(), startTime="2025-06-01T12:00:00")),
+        reject("yaml-plain-number-value", malformed, "pristine-v1-yaml's text with "
+               "summary's value written as the plain scalar 1e3: a float in YAML 1.2 (a "
+               "string in YAML 1.1), and a result value must be a string, an array or an "
+               "object.", yaml_text(base.document()).replace(
+                   "value: built 2 images, pushed 1\n", "value: 1e3\n"), ext="yaml"),
+        reject("result-value-null", malformed, "pristine-v1-json with summary's value null.",
+               base.document([{**x, "value": None} if x["name"] == "summary" else x
+                              for x in e])),
+        reject("result-without-name", malformed, "pristine-v1-json with summary's entry "
+               "lacking its name.", base.document([{k: v for k, v in x.items() if k != "name"}
+                                                  if x["name"] == "summary" else x
+                                                  for x in e])),
+        reject("result-entry-not-an-object", malformed, "pristine-v1-json with a results "
+               "entry that is the array [\"summary\", \"x\"].",
+               base.document(copy.deepcopy(e) + [["summary", "x"]])),
+        reject("results-not-a-list", malformed, "pristine-v1-json with status.results an "
+               "object mapping each name to its value.",
+               with_status(base.document(), results={x["name"]: x["value"] for x in e})),
+        reject("status-not-an-object", malformed, "pristine-v1-json with status the string "
+               "\"done\".", {**base.document(), "status": "done"}),
+        reject("completion-time-a-number", malformed, "pristine-v1-json with "
+               "status.completionTime the number 1748779500.",
+               with_status(base.document(), completionTime=1748779500)),
     ]
 
 
@@ -917,7 +944,7 @@ def reading_cases(p: SealPki) -> list[Case]:
 def all_cases(p: SealPki) -> list[Case]:
     cases = [c for group in (pristine_cases, value_cases, tamper_cases, material_cases,
                              run_cases, chain_cases, path_validation_cases, svid_cases,
-                             identity_cases, invalid_cases, profile_cases)
+                             identity_cases, invalid_cases, status_cases, profile_cases)
              for c in group(p)]
     names = [c.name for c in cases]
     if len(names) != len(set(names)):

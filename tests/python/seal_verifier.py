@@ -604,9 +604,16 @@ def taskrun_from_doc(doc: Any) -> TaskRun:
         if not isinstance(uid, str):
             raise bad("metadata.uid is not a string")
 
+    # Section 4: whoever writes the status controls all of it, so a status that cannot
+    # be read is a rejection (status.malformed), not an unusable document.
+    def malformed(msg: str) -> Rejected:
+        error = Rejected("status.malformed", msg)
+        error.taskrun = TaskRun(name, namespace, uid, None, None)
+        return error
+
     status = {} if _absent(doc, "status") else doc["status"]
     if not isinstance(status, dict):
-        raise bad("status is not an object")
+        raise malformed("status is not an object")
 
     times = []
     for key in ("startTime", "completionTime"):
@@ -615,7 +622,7 @@ def taskrun_from_doc(doc: Any) -> TaskRun:
         else:
             t = parse_rfc3339(status[key])
             if t is None:
-                raise bad("status.%s is not RFC 3339" % key)
+                raise malformed("status.%s is not RFC 3339" % key)
             times.append(t)
 
     list_key = API_RESULTS_FIELD[api]
@@ -625,37 +632,37 @@ def taskrun_from_doc(doc: Any) -> TaskRun:
             continue
         other = status[other_key]
         if not isinstance(other, list):
-            raise bad("status.%s is not a list" % other_key)
+            raise malformed("status.%s is not a list" % other_key)
         for e in other:
             if (not isinstance(e, dict) or not isinstance(e.get("name"), str)
                     or not (_absent(e, "type") or isinstance(e["type"], str))
                     or "value" not in e):
-                raise bad("status.%s holds a malformed entry" % other_key)
+                raise malformed("status.%s holds a malformed entry" % other_key)
     entries = [] if _absent(status, list_key) else status[list_key]
     if not isinstance(entries, list):
-        raise bad("status.%s is not a list" % list_key)
+        raise malformed("status.%s is not a list" % list_key)
     results: list[Result] = []
     seen: set[str] = set()
     for e in entries:
         if not isinstance(e, dict):
-            raise bad("a result is not an object")
+            raise malformed("a result is not an object")
         rname = e.get("name")
         if not isinstance(rname, str):
-            raise bad("a result has no string name")
+            raise malformed("a result has no string name")
         # Section 4: any string is a name, the empty one included.
         if _absent(e, "type"):
             declared = None
         else:
             declared = e["type"]
             if not isinstance(declared, str):
-                raise bad("result %r has a non-string type" % rname)
+                raise malformed("result %r has a non-string type" % rname)
         if "value" not in e:
-            raise bad("result %r has no value" % rname)
+            raise malformed("result %r has no value" % rname)
         vtype = _value_type(e["value"])
         if vtype is None:
-            raise bad("result %r has a value of another shape" % rname)
+            raise malformed("result %r has a value of another shape" % rname)
         if rname in seen:
-            raise bad("two results named %r" % rname)
+            raise malformed("two results named %r" % rname)
         seen.add(rname)
         results.append(Result(rname, declared, vtype, e["value"]))
     return TaskRun(name, namespace, uid, times[0], times[1], results)
@@ -1112,7 +1119,9 @@ def load_bundle_file(path: str) -> list[Cert]:
         return load_bundle_bytes(_read_limited(path))
     except (OSError, ValueError, UnicodeDecodeError, _DuplicateKey, _BadDocument,
             UnsupportedAlgorithm, RecursionError, x509.DuplicateExtension) as e:
-        raise Invalid("bundle.invalid", "bundle %s: %s" % (path, e))
+        error = Invalid("bundle.invalid", "bundle %s: %s" % (path, e))
+        error.path = path
+        raise error
 
 
 def load_bundles(paths: Iterable[str]) -> list[Cert]:
@@ -1611,27 +1620,48 @@ def parse_args(argv: list[str]) -> dict:
     return opts
 
 
+def _json_requested(argv: list[str]) -> bool:
+    """Section 9.3: --output json or -o json anywhere, in any spelling."""
+    return any(a in ("--output=json", "-o=json", "-ojson")
+               or (a in ("--output", "-o") and i + 1 < len(argv) and argv[i + 1] == "json")
+               for i, a in enumerate(argv))
+
+
 def run(argv: list[str]) -> tuple[int, dict, str]:
     """Runs the CLI in-process: (exit code, JSON object, output format). A usage error
-    gives (2, {"usage": message}, "text")."""
+    gives (2, {"usage": message}, "text"), or under --output json the JSON object."""
     try:
         opts = parse_args(argv)
     except UsageError as e:
+        if _json_requested(argv):
+            return 2, {"schemaVersion": 1, "verdict": "invalid", "taskRun": None,
+                       "source": None, "reason": {"code": "usage", "message": str(e)}}, "json"
         return 2, {"usage": "%s\n%s" % (e, USAGE)}, "text"
     output = opts["output"]
+    head = {"schemaVersion": 1, "taskRun": None, "source": None}
+    tr = None
     try:
         # Section 9.1.1: the trust domain, then each bundle, then the TaskRun.
         trust_domain = expected_trust_domain(opts["trust_domain"])
         if trust_domain is None:
             raise Invalid("input.trust-domain", "not a valid trust domain name")
         roots = load_bundles(opts["bundles"])
+        head["source"] = {"file": opts["taskrun"], "item": None}
         tr = read_taskrun(opts["taskrun"])
         v = verify(tr, roots, trust_domain, opts["require_format"], opts["clock_skew"])
     except Invalid as e:
-        return 2, {"verdict": "invalid", "reason": {"code": e.code, "message": e.message}}, output
+        if e.code == "bundle.invalid":
+            head["source"] = {"file": e.path, "item": None}
+        return 2, {**head, "verdict": "invalid",
+                   "reason": {"code": e.code, "message": e.message}}, output
     except Rejected as e:
-        return 1, {"verdict": "rejected", "reason": {"code": e.code, "message": e.message}}, output
-    return 0, {"verdict": "verified", "format": v.format, "spiffeId": v.spiffe_id,
+        who = getattr(e, "taskrun", None) or tr
+        if who is not None:
+            head["taskRun"] = {"namespace": who.namespace, "name": who.name, "uid": who.uid}
+        return 1, {**head, "verdict": "rejected",
+                   "reason": {"code": e.code, "message": e.message}}, output
+    head["taskRun"] = {"namespace": tr.namespace, "name": tr.name, "uid": tr.uid}
+    return 0, {**head, "verdict": "verified", "format": v.format, "spiffeId": v.spiffe_id,
                "signedAt": v.signed_at, "results": v.results}, output
 
 
@@ -1642,11 +1672,17 @@ def main(argv: list[str] | None = None) -> int:
     elif output == "json":
         print(json.dumps(obj, ensure_ascii=False))
     elif obj["verdict"] == "verified":
-        print("verified: %d result(s) signed by %s at %s (seal format)"
-              % (len(obj["results"]), obj["spiffeId"], obj["signedAt"]))
+        who = obj["taskRun"]
+        print("verified %s/%s: %d result(s) signed by %s at %s (seal format)"
+              % (who["namespace"], who["name"], len(obj["results"]), obj["spiffeId"],
+                 obj["signedAt"]))
+    elif obj["verdict"] == "rejected":
+        who = obj["taskRun"] or {"namespace": "?", "name": "?"}
+        print("rejected %s/%s [%s]: %s" % (who["namespace"], who["name"],
+                                           obj["reason"]["code"], obj["reason"]["message"]),
+              file=sys.stderr)
     else:
-        word = "rejected" if obj["verdict"] == "rejected" else "error"
-        print("%s [%s]: %s" % (word, obj["reason"]["code"], obj["reason"]["message"]),
+        print("error [%s]: %s" % (obj["reason"]["code"], obj["reason"]["message"]),
               file=sys.stderr)
     return code
 

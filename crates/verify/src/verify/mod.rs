@@ -121,6 +121,7 @@ struct RunTimes {
 /// Verifies the signed results of `taskrun` under `policy`.
 ///
 /// Checks, in order:
+/// 0. the status is well-formed (results, their names and values, run times);
 /// 1. the TaskRun carries signature material, in a format the policy allows;
 /// 2. it has completed: start and completion times present, in order;
 /// 3. every result's declared type matches its value;
@@ -131,6 +132,12 @@ struct RunTimes {
 /// # Errors
 /// The first rule the TaskRun breaks, as a [`Rejection`].
 pub fn verify(taskrun: &TaskRun, policy: &Policy) -> Result<Verified, Rejection> {
+    // 0. The status.
+    if let Some(problem) = &taskrun.malformed_status {
+        return Err(Rejection::MalformedStatus {
+            problem: problem.clone(),
+        });
+    }
     // 1. Format.
     let format = detect_format(taskrun).ok_or(Rejection::Unsigned)?;
     if let Some(required) = policy.required_format

@@ -12,6 +12,14 @@ use crate::verify::Format;
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
+    /// The status cannot be read: a result duplicated, of another shape than a string,
+    /// an array or an object of strings, a run time that is not RFC 3339, and so on.
+    /// Whoever writes the status controls all of it, so this is a verdict, not bad input.
+    #[error("the TaskRun's status is malformed: {problem}")]
+    MalformedStatus {
+        /// What is wrong with it.
+        problem: String,
+    },
     /// No signature material of any format.
     #[error(
         "the TaskRun carries no signature material (no seal result, no SVID or RESULT_MANIFEST result); check that the signing step ran and that the Task declares its results"
@@ -241,6 +249,7 @@ impl Rejection {
     /// A stable code naming the rule, such as `chain.untrusted` or `signature.invalid`.
     pub fn code(&self) -> &'static str {
         match self {
+            Self::MalformedStatus { .. } => "status.malformed",
             Self::Unsigned => "material.absent",
             Self::FormatNotAllowed { .. } => "format.not-allowed",
             Self::MissingMaterial { .. } => "material.missing",
