@@ -1,123 +1,19 @@
 //! The `tekton-spire` command: parses flags and calls the library.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
 use tekton_spire::audit;
+use tekton_spire::cli::{self, Command, ControllerArgs, FormatArg, OutputArg, UnverifiableArg};
 use tekton_spire_verify::Format;
-
-/// Non-falsifiable Tekton TaskRun results with SPIRE.
-#[derive(Parser)]
-#[command(version, propagate_version = true)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Verify the signed results of a TaskRun against a trust bundle.
-    ///
-    /// Checks the certificate chain to the bundle at the time of signing (so an audit
-    /// years later still works after SVIDs and CAs rotated away), that the signing
-    /// certificate is an X.509-SVID naming exactly this TaskRun
-    /// (spiffe://<trust-domain>/ns/<namespace>/taskrun/<name>), every signature, and that
-    /// the signed results are exactly the results in the status. Reads both Tekton's
-    /// TEP-0089 format and the tekton-spire seal.
-    ///
-    /// Exit status: 0 verified, 1 rejected (the reason names the failed rule),
-    /// 2 an input could not be read or understood.
-    #[command(after_help = "Examples:
-  kubectl get taskrun build-abc -o json > tr.json
-  spire-server bundle show -format spiffe > bundle.json
-  tekton-spire verify --taskrun tr.json --bundle bundle.json --trust-domain example.org
-
-  # CA rotation: trust the old and the new roots; read the TaskRun from stdin
-  kubectl get taskrun build-abc -o yaml | tekton-spire verify --taskrun - \\
-      --bundle old-root.pem --bundle new-root.pem --trust-domain example.org --output json")]
-    Verify(VerifyArgs),
-    /// Run the controller: a SPIRE entry for every running TaskRun pod, and a verdict
-    /// (condition SignedResultsVerified) on every completed TaskRun.
-    ///
-    /// Talks to Kubernetes with the in-cluster service account, or the KUBECONFIG file,
-    /// and to the SPIRE server's Entry API over its admin socket or mTLS, as the
-    /// configuration file says. Stops cleanly on SIGTERM or SIGINT.
-    #[command(
-        after_help = "Example configuration (keys as in Tekton's SPIRE ConfigMap where Tekton has one):
-  spire-trust-domain: example.org
-  spire-server-addr: spire-server.spire.svc:8081   # or spire-server-socket: /run/spire/server/private/api.sock
-  spire-socket-path: unix:///spiffe-workload-api/spire-agent.sock
-  spire-node-alias-prefix: /tekton-node/
-  node-alias-cluster: demo-cluster                   # also manage the node alias entries
-  leader-election-namespace: tekton-spire            # several replicas, one leader
-  signing-container: step-sign                       # narrow-to-signing-container: false to allow every step
-  trust-bundle-path: /run/spire/bundle/bundle.crt    # verdicts; omit to record none
-  resync-interval: 10s"
-    )]
-    Controller(ControllerArgs),
-}
-
-#[derive(clap::Args)]
-struct ControllerArgs {
-    /// The configuration file (YAML).
-    #[arg(long, value_name = "FILE")]
-    config: PathBuf,
-    /// Log lines as text or JSON, on stderr.
-    #[arg(long, value_enum, default_value_t = OutputArg::Text)]
-    log_format: OutputArg,
-}
-
-#[derive(clap::Args)]
-struct VerifyArgs {
-    /// The TaskRun to verify, JSON or YAML (tekton.dev/v1 or v1beta1), as
-    /// `kubectl get taskrun NAME -o json` prints it; `-` reads standard input.
-    #[arg(long, value_name = "FILE|-")]
-    taskrun: PathBuf,
-    /// A trust bundle of the trust domain: PEM CERTIFICATE blocks, DER certificates, a
-    /// SPIFFE bundle (`spire-server bundle show -format spiffe`) or SPIRE's bundle JSON
-    /// (`-output json`); or a directory of such files. Repeat it to trust several (for
-    /// example across a CA rotation).
-    #[arg(long, value_name = "FILE|DIR", required = true)]
-    bundle: Vec<PathBuf>,
-    /// The trust domain that must have issued the SVID: `example.org` or
-    /// `spiffe://example.org`.
-    #[arg(long, value_name = "TD")]
-    trust_domain: String,
-    /// Accept only this format; `seal` rejects Tekton's weaker format on clusters that
-    /// have moved on.
-    #[arg(long, value_enum, value_name = "FORMAT")]
-    require_format: Option<FormatArg>,
-    /// Clock skew, in seconds, allowed between the signing pod and the TaskRun's start
-    /// and completion times when judging a seal's signing time.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-    clock_skew: u32,
-    /// `text` prints one line (a rejection on stderr); `json` prints one object on stdout
-    /// with the verdict, format, SPIFFE ID and signing time, or the reason's code.
-    #[arg(long, value_enum, default_value_t = OutputArg::Text)]
-    output: OutputArg,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum FormatArg {
-    /// The tekton-spire seal.
-    Seal,
-    /// Tekton's TEP-0089 format.
-    Tekton,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum OutputArg {
-    Text,
-    Json,
-}
+use tekton_spire_verify::pipelinerun::Unverifiable;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     match cli.command {
         Command::Controller(args) => run_controller(&args),
         Command::Verify(args) => audit::run(&audit::Request {
-            taskrun: args.taskrun,
+            taskruns: args.taskrun,
+            pipelinerun: args.pipelinerun,
             bundles: args.bundle,
             trust_domain: args.trust_domain,
             require_format: args.require_format.map(|f| match f {
@@ -125,11 +21,39 @@ fn main() -> ExitCode {
                 FormatArg::Tekton => Format::Tekton,
             }),
             clock_skew_seconds: args.clock_skew,
+            unverifiable: match args.unverifiable_results {
+                UnverifiableArg::Reject => Unverifiable::Reject,
+                UnverifiableArg::Allow => Unverifiable::Allow,
+            },
             output: match args.output {
                 OutputArg::Text => audit::Output::Text,
                 OutputArg::Json => audit::Output::Json,
             },
         }),
+        Command::Completions(args) => {
+            match cli::docs::completions(args.shell, args.bin, &mut std::io::stdout().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tekton-spire: cannot write the completions: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Man(args) => match cli::docs::man_pages(&args.dir) {
+            Ok(pages) => {
+                for page in pages {
+                    println!("{}", page.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!(
+                    "tekton-spire: cannot write the man pages to {}: {e}",
+                    args.dir.display()
+                );
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

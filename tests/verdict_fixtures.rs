@@ -190,7 +190,7 @@ fn text_output_puts_the_reason_on_stderr_and_missing_files_exit_2() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.starts_with("rejected [signature.invalid]"),
+        stderr.starts_with("rejected default/build-abc [signature.invalid]: "),
         "{stderr}"
     );
 

@@ -199,12 +199,7 @@ impl TaskRun {
         if bytes.len() as u64 > MAX_TASKRUN_BYTES {
             return Err(Error::TooLarge);
         }
-        let text = std::str::from_utf8(bytes).map_err(|_| Error::NotTaskRun {
-            problem: "the document is not UTF-8".into(),
-        })?;
-        if text.trim().is_empty() {
-            return Err(Error::Empty);
-        }
+        let text = document_text(bytes)?;
         let document = document::read(text, &TASKRUN)
             .map_err(Error::Syntax)?
             .unwrap_or(Node::Null);
@@ -219,33 +214,47 @@ impl TaskRun {
 
 /// The parts of a TaskRun document that verification reads; the rest is checked for
 /// syntax and dropped.
-static TASKRUN: Select = Select::Fields(&[
+pub(crate) static TASKRUN: Select = Select::Fields(&[
     ("apiVersion", Select::All),
     ("kind", Select::All),
-    (
-        "metadata",
-        Select::Fields(&[
-            ("name", Select::All),
-            ("namespace", Select::All),
-            ("uid", Select::All),
-        ]),
-    ),
-    (
-        "status",
-        Select::Fields(&[
-            ("startTime", Select::All),
-            ("completionTime", Select::All),
-            ("results", Select::Items(&RESULT_ENTRY)),
-            ("taskResults", Select::Items(&RESULT_ENTRY)),
-        ]),
-    ),
+    ("metadata", METADATA),
+    ("status", STATUS),
 ]);
 
-static RESULT_ENTRY: Select = Select::Fields(&[
+/// A TaskRun's metadata: its identity, and its owners and labels, which bind it to a
+/// PipelineRun (crate::pipelinerun).
+pub(crate) const METADATA: Select = Select::Fields(&[
+    ("name", Select::All),
+    ("namespace", Select::All),
+    ("uid", Select::All),
+    ("labels", Select::All),
+    ("ownerReferences", Select::All),
+]);
+
+/// The parts of a TaskRun's status that verification reads.
+pub(crate) const STATUS: Select = Select::Fields(&[
+    ("startTime", Select::All),
+    ("completionTime", Select::All),
+    ("results", Select::Items(&RESULT_ENTRY)),
+    ("taskResults", Select::Items(&RESULT_ENTRY)),
+]);
+
+pub(crate) static RESULT_ENTRY: Select = Select::Fields(&[
     ("name", Select::All),
     ("type", Select::All),
     ("value", Select::Value),
 ]);
+
+/// A document's text: UTF-8, not empty.
+pub(crate) fn document_text(bytes: &[u8]) -> Result<&str, Error> {
+    let text = std::str::from_utf8(bytes).map_err(|_| Error::NotTaskRun {
+        problem: "the document is not UTF-8".into(),
+    })?;
+    if text.trim().is_empty() {
+        return Err(Error::Empty);
+    }
+    Ok(text)
+}
 
 fn not_taskrun(problem: impl Into<String>) -> Error {
     Error::NotTaskRun {
@@ -254,12 +263,16 @@ fn not_taskrun(problem: impl Into<String>) -> Error {
 }
 
 /// A member that may be absent; null counts as absent (section 4).
-fn present<'n>(object: &'n Node, key: &str) -> Option<&'n Node> {
+pub(crate) fn present<'n>(object: &'n Node, key: &str) -> Option<&'n Node> {
     object.get(key).filter(|node| **node != Node::Null)
 }
 
 /// A member that must be a string when present.
-fn optional_string(object: &Node, key: &str, shown: &str) -> Result<Option<String>, Error> {
+pub(crate) fn optional_string(
+    object: &Node,
+    key: &str,
+    shown: &str,
+) -> Result<Option<String>, Error> {
     match present(object, key) {
         None => Ok(None),
         Some(Node::String(s)) => Ok(Some(s.clone())),
@@ -268,7 +281,7 @@ fn optional_string(object: &Node, key: &str, shown: &str) -> Result<Option<Strin
 }
 
 /// Section 4 of docs/seal-format.md: the document as a TaskRun.
-fn from_document(mut document: Node) -> Result<TaskRun, Error> {
+pub(crate) fn from_document(mut document: Node) -> Result<TaskRun, Error> {
     let doc = &document;
     let Node::Object(_) = doc else {
         return Err(not_taskrun("the document is not an object"));
@@ -414,7 +427,7 @@ fn entry_parts<'n>(
     Ok((name, declared_type, entry.get("value")))
 }
 
-fn typed_value(name: &str, value: Node) -> Result<ResultValue, Error> {
+pub(crate) fn typed_value(name: &str, value: Node) -> Result<ResultValue, Error> {
     let bad = || {
         not_taskrun(format!(
             "result {name:?} is not a string, an array of strings or an object of strings"
@@ -555,12 +568,21 @@ mod tests {
     fn a_malformed_status_still_reads_as_a_taskrun_that_names_the_problem() {
         let head = r#"{"apiVersion":"tekton.dev/v1","kind":"TaskRun","metadata":{"name":"p","namespace":"ns"},"status":"#;
         let cases = [
-            (r#"{"results":[{"name":"a","value":1}]}"#, "result \"a\" is not a string"),
-            (r#"{"results":[{"name":"a","value":"1"},{"name":"a","value":"2"}]}"#, "appears twice"),
+            (
+                r#"{"results":[{"name":"a","value":1}]}"#,
+                "result \"a\" is not a string",
+            ),
+            (
+                r#"{"results":[{"name":"a","value":"1"},{"name":"a","value":"2"}]}"#,
+                "appears twice",
+            ),
             (r#"{"results":[{"value":"1"}]}"#, "without a name"),
             (r#"{"results":[["a","1"]]}"#, "not an object"),
             (r#"{"results":{"a":"1"}}"#, "not an array"),
-            (r#"{"startTime":"2025-06-01T12:00:00"}"#, "not an RFC 3339 time"),
+            (
+                r#"{"startTime":"2025-06-01T12:00:00"}"#,
+                "not an RFC 3339 time",
+            ),
             (r#"{"completionTime":5}"#, "not a string"),
             (r#"{"taskResults":[{"name":"a"}]}"#, "without a value"),
             (r#"[]"#, "status is not an object"),

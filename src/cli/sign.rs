@@ -1,0 +1,86 @@
+//! The `tekton-spire-sign` command line (the binary is src/bin/tekton-spire-sign.rs).
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+use crate::helper;
+
+/// Sign this TaskRun's results with the pod's SPIFFE X.509-SVID.
+///
+/// Run it as the Task's last step. It reads the results the earlier steps wrote, fetches
+/// the pod's X.509-SVID from the SPIRE agent (waiting, up to --timeout, for the
+/// controller's registration entry to reach the agent), signs, and writes the signature
+/// result(s) next to the results. The private key never leaves memory.
+#[derive(Parser, Debug)]
+#[command(
+    name = "tekton-spire-sign",
+    version,
+    after_help = "Example step (the seal format, the default):
+  - name: sign
+    image: tekton-spire-sign
+    args: [--taskrun-namespace=$(context.taskRun.namespace),
+           --taskrun-name=$(context.taskRun.name),
+           --taskrun-uid=$(context.taskRun.uid)]
+The Task declares one more result, TEKTON_SPIRE_SEAL. Verify with:
+  tekton-spire verify --taskrun tr.json --bundle bundle.json --trust-domain example.org"
+)]
+pub struct Args {
+    /// Directory holding the step results.
+    #[arg(long, value_name = "DIR", default_value = helper::DEFAULT_RESULTS_DIR)]
+    pub results_dir: PathBuf,
+    /// SPIFFE Workload API endpoint of the SPIRE agent.
+    #[arg(long, value_name = "URI", env = "SPIFFE_ENDPOINT_SOCKET", default_value = helper::DEFAULT_SOCKET)]
+    pub socket: String,
+    /// Seconds to wait for the X.509-SVID. The agent learns of a new entry within its
+    /// sync interval (5 s by default) plus the server's cache reload (5 s by default).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
+    /// `seal`: one TEKTON_SPIRE_SEAL result binding the TaskRun's identity, signing
+    /// time and every result. `tekton`: Tekton's TEP-0089 results (SVID,
+    /// RESULT_MANIFEST, RESULT_MANIFEST.sig and <name>.sig for each result).
+    #[arg(long, value_enum, default_value_t = FormatArg::Seal)]
+    pub format: FormatArg,
+    /// The TaskRun's namespace: pass $(context.taskRun.namespace). Required for the seal.
+    #[arg(long, value_name = "NS", required_if_eq("format", "seal"))]
+    pub taskrun_namespace: Option<String>,
+    /// The TaskRun's name: pass $(context.taskRun.name). Required for the seal.
+    #[arg(long, value_name = "NAME", required_if_eq("format", "seal"))]
+    pub taskrun_name: Option<String>,
+    /// The TaskRun's UID: pass $(context.taskRun.uid). Required for the seal, which binds
+    /// it so that the signature cannot be replayed onto a later TaskRun of the same name.
+    #[arg(long, value_name = "UID", required_if_eq("format", "seal"))]
+    pub taskrun_uid: Option<String>,
+    /// A result to sign, as NAME or NAME:TYPE (TYPE: string, array or object, as the
+    /// Task declares it); repeat for each. By default every file in --results-dir is
+    /// signed and typed by its text. Name the declared results when a step writes other
+    /// files there, or when a `string` result holds JSON text (the status keeps it as a
+    /// string, so say NAME:string).
+    #[arg(long = "result", value_name = "NAME[:TYPE]")]
+    pub results: Vec<helper::ResultSpec>,
+    /// More results to sign, as --result takes them: a Tekton array parameter expands
+    /// into separate arguments (`$(params.results[*])`, the StepAction in deploy/).
+    #[arg(value_name = "NAME[:TYPE]")]
+    pub more_results: Vec<helper::ResultSpec>,
+    /// Log lines as text or JSON, on stderr.
+    #[arg(long, value_enum, default_value_t = LogArg::Text)]
+    pub log_format: LogArg,
+}
+
+/// The signature format to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// The tekton-spire seal.
+    Seal,
+    /// Tekton's TEP-0089 results.
+    Tekton,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogArg {
+    /// Text.
+    Text,
+    /// JSON.
+    Json,
+}
