@@ -34,7 +34,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FUZZ="$ROOT/fuzz"
 FIXTURES="$ROOT/tests/fixtures/legacy"
 VECTORS="$ROOT/tests/vectors/seal"
-ALL_TARGETS=(taskrun_parse seal_parse spiffe_id_parse bundle_load verify_taskrun differential)
+ALL_TARGETS=(taskrun_parse seal_parse spiffe_id_parse bundle_load verify_taskrun differential
+    taskrun_list_parse pipelinerun_parse verify_pipelinerun)
+PIPELINE="$ROOT/tests/vectors/pipeline"
 
 seconds="${1:-${FUZZ_SECONDS:-60}}"
 if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
@@ -140,6 +142,19 @@ if [ -d "$VECTORS" ]; then
         done
     done
 fi
+# Lists and PipelineRuns: the pipeline vectors, single TaskRuns, and for
+# verify_pipelinerun each case's PipelineRun with its own List after the separator.
+if [ -d "$PIPELINE" ]; then
+    seed taskrun_list_parse "$PIPELINE"/*.taskruns*.json "$PIPELINE"/*.taskruns*.yaml
+    seed taskrun_list_parse "$FIXTURES"/pristine-v1-json.json "$VECTORS"/pristine-v1-yaml.yaml
+    seed pipelinerun_parse "$PIPELINE"/*.pipelinerun.json "$PIPELINE"/*.pipelinerun.yaml
+    seed verify_pipelinerun "$PIPELINE"/*.pipelinerun.json
+    mkdir -p "$FUZZ/corpus/verify_pipelinerun"
+    for f in "$PIPELINE"/*.pipelinerun.json; do
+        { cat "$f"; printf '\n---8<---\n'; cat "$PIPELINE/pristine.taskruns.json"; } \
+            >"$FUZZ/corpus/verify_pipelinerun/with-list-$(basename "$f")"
+    done
+fi
 # A realistic seal: the root certificate stands in for a leaf, with a DER-shaped signature.
 root_der_b64="$(sed '/-----/d' "$FIXTURES/pki/root.pem" | base64 -d | b64url)"
 sig_b64="$(printf '\x30\x44\x02\x20%032d\x02\x20%032d' 1 2 | b64url)"
@@ -168,6 +183,7 @@ for t in "${targets[@]}"; do
     taskrun_parse | verify_taskrun | differential) dict=(-dict="$FUZZ/dict/taskrun.dict") ;;
     seal_parse) dict=(-dict="$FUZZ/dict/seal.dict") ;;
     spiffe_id_parse) dict=(-dict="$FUZZ/dict/spiffe_id.dict") ;;
+    taskrun_list_parse | pipelinerun_parse | verify_pipelinerun) dict=(-dict="$FUZZ/dict/pipelinerun.dict") ;;
     esac
     status=0
     "${cargo_fuzz[@]}" fuzz run -s "$sanitizer" "${target_dir[@]}" "$t" "$FUZZ/corpus/$t" -- \
