@@ -20,6 +20,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         (Err(a), Err(b)) => assert_eq!(a.code(), b.code(), "parse and read disagree"),
-        (a, b) => panic!("parse and read disagree: {:?} vs {:?}", a.is_ok(), b.is_ok()),
+        (a, b) => panic!(
+            "parse and read disagree: {:?} vs {:?}",
+            a.is_ok(),
+            b.is_ok()
+        ),
     }
 });

@@ -26,7 +26,10 @@ static PRISTINE: LazyLock<TaskRuns> =
 
 fuzz_target!(|data: &[u8]| {
     let (pipelinerun, own) = match data.windows(SEPARATOR.len()).position(|w| w == SEPARATOR) {
-        Some(at) => (&data[..at], parse_taskruns(&data[at + SEPARATOR.len()..]).ok()),
+        Some(at) => (
+            &data[..at],
+            parse_taskruns(&data[at + SEPARATOR.len()..]).ok(),
+        ),
         None => (data, None),
     };
     let Ok(pipelinerun) = PipelineRun::parse(pipelinerun) else {
