@@ -27,6 +27,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gen_fixtures  # noqa: E402
+import gen_seal_vectors  # noqa: E402
 from gen_seal_vectors import SIGN_STEP, SealPki  # noqa: E402
 from tsfixtures import pki  # noqa: E402
 from tsfixtures import seal as sl  # noqa: E402
@@ -486,10 +487,7 @@ def generate(out: Path) -> dict:
         if "PRIVATE KEY" in text:
             raise AssertionError(f"refusing to write key material into {rel}")
         gen_fixtures.write_atomic(out / rel, text)
-    for path in out.rglob("*"):
-        rel = path.relative_to(out).as_posix()
-        if path.is_file() and path.suffix in {".json", ".yaml", ".pem"} and rel not in files:
-            path.unlink()
+    gen_seal_vectors.remove_stale(out, set(files))
     return manifest
 
 

@@ -300,12 +300,6 @@ fn read_status(status: Option<&Node>, results_field: &str) -> Result<Status, Str
         .transpose()?;
     let field = format!("status.{results_field}");
     let results = named_values(list(status, results_field, &field)?, &field)?;
-    let mut seen = BTreeSet::new();
-    for r in &results {
-        if !seen.insert(r.name.as_str()) {
-            return Err(format!("result {:?} appears twice", r.name));
-        }
-    }
     Ok(Status {
         completion_time,
         children,
@@ -315,12 +309,16 @@ fn read_status(status: Option<&Node>, results_field: &str) -> Result<Status, Str
     })
 }
 
-/// Named values (`{name, value}` objects), each value typed by its shape.
+/// Named values (`{name, value}` objects), each value typed by its shape, no name twice.
 fn named_values(items: &[Node], field: &str) -> Result<Vec<RunResult>, String> {
+    let mut seen = BTreeSet::new();
     items
         .iter()
         .map(|item| {
             let name = item_string(item, "name", field)?;
+            if !seen.insert(name.clone()) {
+                return Err(format!("{field}: {name:?} appears twice"));
+            }
             let value = item.get("value").cloned().unwrap_or_default();
             let value = typed_value(&name, value).map_err(|e| match e {
                 taskrun::Error::NotTaskRun { problem } => format!("{field}: {problem}"),
@@ -354,12 +352,6 @@ fn read_spec(spec: &Node) -> Result<PipelineSpec, String> {
         tasks.push(PipelineTask { name, matrixed });
     }
     let results = named_values(list(spec, "results", "results")?, "results")?;
-    let mut seen = BTreeSet::new();
-    for r in &results {
-        if !seen.insert(r.name.as_str()) {
-            return Err(format!("result {:?} is declared twice", r.name));
-        }
-    }
     Ok(PipelineSpec {
         tasks,
         results: results
