@@ -3,11 +3,15 @@
 //! holding one TaskRun reads as `TaskRun::parse` reads it.
 #![no_main]
 
+#[path = "yaml_panics.rs"]
+mod yaml_panics;
+
 use libfuzzer_sys::fuzz_target;
 use tekton_spire_verify::TaskRun;
 use tekton_spire_verify::list::{parse_taskruns, read_taskruns};
 
 fuzz_target!(|data: &[u8]| {
+    yaml_panics::let_the_verifier_catch_yaml_panics();
     let parsed = parse_taskruns(data);
     let read = read_taskruns(data);
     match (&parsed, &read) {

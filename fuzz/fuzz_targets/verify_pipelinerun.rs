@@ -4,6 +4,9 @@
 //! verified PipelineRun has no result rejected.
 #![no_main]
 
+#[path = "yaml_panics.rs"]
+mod yaml_panics;
+
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
@@ -25,6 +28,7 @@ static PRISTINE: LazyLock<TaskRuns> =
     LazyLock::new(|| parse_taskruns(TASKRUNS).expect("the pristine List reads"));
 
 fuzz_target!(|data: &[u8]| {
+    yaml_panics::let_the_verifier_catch_yaml_panics();
     let (pipelinerun, own) = match data.windows(SEPARATOR.len()).position(|w| w == SEPARATOR) {
         Some(at) => (
             &data[..at],
