@@ -426,8 +426,10 @@ fn an_svid_naming_another_taskrun_is_not_used_to_seal() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+    // It waited for the TaskRun's SVID, and names the one it got instead.
     assert!(
-        stderr(&out).contains("not this TaskRun's"),
+        stderr(&out).contains("none of the X.509-SVIDs issued to this process")
+            && stderr(&out).contains("/taskrun/entry-for-a"),
         "{}",
         stderr(&out)
     );
