@@ -22,7 +22,8 @@
 #
 # The `differential` target judges every input with our verifier and with the
 # independent Python one (tests/python/differential_server.py, needs python3 with
-# cryptography and PyYAML) and crashes when their verdicts differ.
+# cryptography and PyYAML) and crashes when their verdicts differ; its time cap is
+# FUZZ_DIFFERENTIAL_TIMEOUT (default 5 s), the Python verifier being slower.
 #
 # Seeds fuzz/corpus/<target> from the committed fixtures and seal vectors (the corpus is
 # not committed), prints per target the number of executions and whether it crashed, and
@@ -185,9 +186,12 @@ for t in "${targets[@]}"; do
     spiffe_id_parse) dict=(-dict="$FUZZ/dict/spiffe_id.dict") ;;
     taskrun_list_parse | pipelinerun_parse | verify_pipelinerun) dict=(-dict="$FUZZ/dict/pipelinerun.dict") ;;
     esac
+    # The differential target also waits for the Python verifier, which is slower.
+    timeout="${FUZZ_TIMEOUT:-1}"
+    if [ "$t" = differential ]; then timeout="${FUZZ_DIFFERENTIAL_TIMEOUT:-5}"; fi
     status=0
     "${cargo_fuzz[@]}" fuzz run -s "$sanitizer" "${target_dir[@]}" "$t" "$FUZZ/corpus/$t" -- \
-        -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-1}" \
+        -max_total_time="$seconds" -timeout="$timeout" \
         -rss_limit_mb="${FUZZ_RSS_MB:-1024}" -malloc_limit_mb=64 \
         -max_len="${FUZZ_MAX_LEN:-65536}" -print_final_stats=1 "${dict[@]}" \
         >"$logs/$t.log" 2>&1 || status=$?
