@@ -923,6 +923,11 @@ def parse_cert(der: bytes) -> Cert:
             _check_der(value, 0, len(value))
         if oid == OID_NAME_CONSTRAINTS:
             constraints = _uri_constraints(value)
+        if oid == "2.5.29.17":  # rfc822Name, dNSName and URI are IA5String: ASCII only
+            s_, e_ = _one(value, 0x30)
+            for t_, _, cs_, ce_ in _children(value, s_, e_):
+                if t_ in (0x81, 0x82, 0x86) and any(b > 0x7F for b in value[cs_:ce_]):
+                    raise ValueError("a subjectAltName name of an IA5String form is not ASCII")
         if oid in UNDERSTOOD_EXTENSIONS:
             # One value of the type's syntax at the start; bytes after it are ignored.
             _, _, first_end = _read_tlv(value, 0)

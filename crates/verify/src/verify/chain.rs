@@ -15,6 +15,7 @@ use crate::verify::{Rejection, der};
 /// nameConstraints (of URI names only).
 const PROCESSED: [&str; 4] = ["2.5.29.19", "2.5.29.15", "2.5.29.17", "2.5.29.30"];
 const NAME_CONSTRAINTS: &str = "2.5.29.30";
+const SUBJECT_ALT_NAME: &str = "2.5.29.17";
 
 /// Most certificates a chain may carry (leaf and intermediates). SPIRE deployments use
 /// one or two levels of upstream CAs; a longer chain is refused rather than searched.
@@ -180,8 +181,29 @@ pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
         if oid == NAME_CONSTRAINTS {
             uri_constraints(ext.value)?;
         }
+        if oid == SUBJECT_ALT_NAME {
+            ia5_general_names(ext.value)?;
+        }
     }
     Ok(cert)
+}
+
+/// The IA5String forms of a subjectAltName's names (rfc822Name, dNSName,
+/// uniformResourceIdentifier) hold only ASCII; x509-parser does not check it.
+fn ia5_general_names(value: &[u8]) -> Result<(), String> {
+    let malformed = |problem: &str| format!("subjectAltName: {problem}");
+    let names = der::tlv(value).map_err(malformed)?;
+    let mut rest = names.contents;
+    while !rest.is_empty() {
+        let name = der::tlv(rest).map_err(malformed)?;
+        rest = name.rest;
+        if matches!(name.tag, 0x81 | 0x82 | 0x86) && !name.contents.is_ascii() {
+            return Err(malformed(
+                "a name of an IA5String form holds a byte above 7F",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The URI subtrees of a nameConstraints extension: (permitted, excluded), each the
