@@ -151,6 +151,7 @@ pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
     if !rest.is_empty() {
         return Err("trailing bytes after the certificate".into());
     }
+    extensions_are_well_formed(cert.tbs_certificate.as_ref())?;
     // The same extension twice is ambiguous (which one counts?): refuse it.
     cert.tbs_certificate
         .extensions_map()
@@ -186,6 +187,40 @@ pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
         }
     }
     Ok(cert)
+}
+
+/// Every Extension of the TBSCertificate is exactly `SEQUENCE { OBJECT IDENTIFIER,
+/// [BOOLEAN,] OCTET STRING }` (x509-parser takes other tags for the BOOLEAN).
+fn extensions_are_well_formed(tbs: &[u8]) -> Result<(), String> {
+    let malformed = |problem: &str| format!("extensions: {problem}");
+    let tbs = der::tlv(tbs).map_err(malformed)?;
+    let mut fields = tbs.contents;
+    while !fields.is_empty() {
+        let field = der::tlv(fields).map_err(malformed)?;
+        fields = field.rest;
+        if field.tag != 0xa3 {
+            continue;
+        }
+        let list = der::tlv(field.contents).map_err(malformed)?;
+        let mut rest = list.contents;
+        while !rest.is_empty() {
+            let extension = der::tlv(rest).map_err(malformed)?;
+            rest = extension.rest;
+            let mut tags = Vec::new();
+            let mut parts = extension.contents;
+            while !parts.is_empty() {
+                let part = der::tlv(parts).map_err(malformed)?;
+                tags.push(part.tag);
+                parts = part.rest;
+            }
+            if extension.tag != 0x30 || !matches!(tags[..], [0x06, 0x04] | [0x06, 0x01, 0x04]) {
+                return Err(malformed(
+                    "an extension is not SEQUENCE { OID, [BOOLEAN,] OCTET STRING }",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The IA5String forms of a subjectAltName's names (rfc822Name, dNSName,
