@@ -194,25 +194,18 @@ pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
 fn extensions_are_well_formed(tbs: &[u8]) -> Result<(), String> {
     let malformed = |problem: &str| format!("extensions: {problem}");
     let tbs = der::tlv(tbs).map_err(malformed)?;
-    let mut fields = tbs.contents;
-    while !fields.is_empty() {
-        let field = der::tlv(fields).map_err(malformed)?;
-        fields = field.rest;
+    for field in der::items(tbs.contents) {
+        let field = field.map_err(malformed)?;
         if field.tag != 0xa3 {
             continue;
         }
         let list = der::tlv(field.contents).map_err(malformed)?;
-        let mut rest = list.contents;
-        while !rest.is_empty() {
-            let extension = der::tlv(rest).map_err(malformed)?;
-            rest = extension.rest;
-            let mut tags = Vec::new();
-            let mut parts = extension.contents;
-            while !parts.is_empty() {
-                let part = der::tlv(parts).map_err(malformed)?;
-                tags.push(part.tag);
-                parts = part.rest;
-            }
+        for extension in der::items(list.contents) {
+            let extension = extension.map_err(malformed)?;
+            let tags = der::items(extension.contents)
+                .map(|part| part.map(|p| p.tag))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(malformed)?;
             if extension.tag != 0x30 || !matches!(tags[..], [0x06, 0x04] | [0x06, 0x01, 0x04]) {
                 return Err(malformed(
                     "an extension is not SEQUENCE { OID, [BOOLEAN,] OCTET STRING }",
@@ -228,10 +221,8 @@ fn extensions_are_well_formed(tbs: &[u8]) -> Result<(), String> {
 fn ia5_general_names(value: &[u8]) -> Result<(), String> {
     let malformed = |problem: &str| format!("subjectAltName: {problem}");
     let names = der::tlv(value).map_err(malformed)?;
-    let mut rest = names.contents;
-    while !rest.is_empty() {
-        let name = der::tlv(rest).map_err(malformed)?;
-        rest = name.rest;
+    for name in der::items(names.contents) {
+        let name = name.map_err(malformed)?;
         if matches!(name.tag, 0x81 | 0x82 | 0x86) && !name.contents.is_ascii() {
             return Err(malformed(
                 "a name of an IA5String form holds a byte above 7F",
@@ -254,24 +245,20 @@ fn uri_constraints(value: &[u8]) -> Result<(Vec<&str>, Vec<&str>), String> {
         return Err(malformed("not one SEQUENCE"));
     }
     let (mut permitted, mut excluded) = (Vec::new(), Vec::new());
-    let mut rest = outer.contents;
     let mut last_tag = None;
-    while !rest.is_empty() {
-        let subtrees = der::tlv(rest).map_err(malformed)?;
-        rest = subtrees.rest;
+    for subtrees in der::items(outer.contents) {
+        let subtrees = subtrees.map_err(malformed)?;
         let list = match subtrees.tag {
             0xa0 if last_tag.is_none() => &mut permitted,
             0xa1 if last_tag != Some(0xa1) => &mut excluded,
             _ => return Err(malformed("subtrees out of order or of an unknown kind")),
         };
         last_tag = Some(subtrees.tag);
-        let mut items = subtrees.contents;
-        if items.is_empty() {
+        if subtrees.contents.is_empty() {
             return Err(malformed("an empty list of subtrees"));
         }
-        while !items.is_empty() {
-            let subtree = der::tlv(items).map_err(malformed)?;
-            items = subtree.rest;
+        for subtree in der::items(subtrees.contents) {
+            let subtree = subtree.map_err(malformed)?;
             let base = der::tlv(subtree.contents).map_err(malformed)?;
             if subtree.tag != 0x30 {
                 return Err(malformed("a subtree is not a SEQUENCE"));

@@ -61,6 +61,18 @@ pub(crate) fn tlv(input: &[u8]) -> Result<Tlv<'_>, &'static str> {
     })
 }
 
+/// The TLVs one after another in `contents`; reading stops at the first that is not one.
+pub(crate) fn items(mut contents: &[u8]) -> impl Iterator<Item = Result<Tlv<'_>, &'static str>> {
+    std::iter::from_fn(move || {
+        if contents.is_empty() {
+            return None;
+        }
+        let item = tlv(contents);
+        contents = item.as_ref().map_or(&[][..], |t| t.rest);
+        Some(item)
+    })
+}
+
 /// Checks that `input` is exactly one DER value: every TLV in it (constructed values
 /// are descended into) has a shortest definite length, BOOLEAN, INTEGER, BIT STRING,
 /// NULL and OBJECT IDENTIFIER values have their one DER form, and the character strings
