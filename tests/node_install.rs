@@ -381,22 +381,7 @@ fn terminated(node: &Node, ns: &str, pod: &str, container: &str) -> anyhow::Resu
 /// README says to fetch it.
 fn verify(node: &Node, ns: &str, taskrun: &str) -> anyhow::Result<(i32, String)> {
     let dir = tempfile::tempdir()?;
-    let bundle = node.kubectl(&[
-        "-n",
-        "spire",
-        "exec",
-        "spire-server-0",
-        "-c",
-        "spire-server",
-        "--",
-        "/opt/spire/bin/spire-server",
-        "bundle",
-        "show",
-        "-format",
-        "pem",
-        "-socketPath",
-        "/run/spire/sockets/api.sock",
-    ])?;
+    let bundle = node.trust_bundle_pem()?;
     std::fs::write(dir.path().join("bundle.pem"), bundle)?;
     std::fs::write(
         dir.path().join("tr.json"),
@@ -681,6 +666,29 @@ fn killing_the_controller_loses_and_leaks_no_entry() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Replaces the agents' pods so that they attest again (and SPIRE records the node's
+/// labels anew).
+fn reattest_agents(node: &Node) -> anyhow::Result<()> {
+    node.kubectl(&[
+        "-n",
+        "spire",
+        "delete",
+        "pod",
+        "-l",
+        "app.kubernetes.io/name=spire-agent",
+        "--wait=true",
+    ])?;
+    node.kubectl(&[
+        "-n",
+        "spire",
+        "rollout",
+        "status",
+        "daemonset/spire-agent",
+        "--timeout=120s",
+    ])
+    .map(drop)
+}
+
 /// A pod that asks the Workload API for any identity with the helper; the helper's
 /// error (it gets no identity, or only others) from the container's log.
 fn ask_for_identity(
@@ -742,23 +750,7 @@ fn the_controllers_admin_identity_is_not_obtainable_from_another_namespace_or_no
     // longer in the labelled set: the agent attests again without the label.
     let label = "node-restriction.kubernetes.io/tekton-spire-controller";
     node.kubectl(&["label", "node", node.name(), &format!("{label}-")])?;
-    node.kubectl(&[
-        "-n",
-        "spire",
-        "delete",
-        "pod",
-        "-l",
-        "app.kubernetes.io/name=spire-agent",
-        "--wait=true",
-    ])?;
-    node.kubectl(&[
-        "-n",
-        "spire",
-        "rollout",
-        "status",
-        "daemonset/spire-agent",
-        "--timeout=120s",
-    ])?;
+    reattest_agents(node)?;
     let outcome = ask_for_identity(
         node,
         CONTROLLER_NS,
@@ -767,23 +759,7 @@ fn the_controllers_admin_identity_is_not_obtainable_from_another_namespace_or_no
     );
     // Restore before judging, so that later tests find the controller as installed.
     node.kubectl(&["label", "node", node.name(), &format!("{label}=true")])?;
-    node.kubectl(&[
-        "-n",
-        "spire",
-        "delete",
-        "pod",
-        "-l",
-        "app.kubernetes.io/name=spire-agent",
-        "--wait=true",
-    ])?;
-    node.kubectl(&[
-        "-n",
-        "spire",
-        "rollout",
-        "status",
-        "daemonset/spire-agent",
-        "--timeout=120s",
-    ])?;
+    reattest_agents(node)?;
     let (code, logs) = outcome?;
     assert_ne!(code, 0);
     assert!(

@@ -72,22 +72,7 @@ fn condition<'a>(taskrun: &'a Value, kind: &str) -> &'a Value {
 /// fetched as README says; the exit code and what it printed.
 fn verify(node: &Node, ns: &str, name: &str) -> anyhow::Result<(i32, String)> {
     let dir = tempfile::tempdir()?;
-    let bundle = node.kubectl(&[
-        "-n",
-        "spire",
-        "exec",
-        "spire-server-0",
-        "-c",
-        "spire-server",
-        "--",
-        "/opt/spire/bin/spire-server",
-        "bundle",
-        "show",
-        "-format",
-        "pem",
-        "-socketPath",
-        "/run/spire/sockets/api.sock",
-    ])?;
+    let bundle = node.trust_bundle_pem()?;
     std::fs::write(dir.path().join("bundle.pem"), bundle)?;
     let taskrun = node.kubectl(&["-n", ns, "get", "taskrun", name, "-o", "json"])?;
     let mut child = Command::new(env!("CARGO_BIN_EXE_tekton-spire"))

@@ -158,6 +158,29 @@ impl Node {
         check(out, &format!("kubectl {}", args.join(" ")))
     }
 
+    /// The trust bundle as README says to fetch it: `spire-server bundle show -format pem`.
+    ///
+    /// # Errors
+    /// When kubectl or the server command fails.
+    pub fn trust_bundle_pem(&self) -> anyhow::Result<String> {
+        self.kubectl(&[
+            "-n",
+            "spire",
+            "exec",
+            "spire-server-0",
+            "-c",
+            "spire-server",
+            "--",
+            "/opt/spire/bin/spire-server",
+            "bundle",
+            "show",
+            "-format",
+            "pem",
+            "-socketPath",
+            "/run/spire/sockets/api.sock",
+        ])
+    }
+
     /// Runs `spire-server ARGS… -socketPath …` in the server's pod (the image has no
     /// shell: the binary itself is exec'd), with `-output json`.
     ///
