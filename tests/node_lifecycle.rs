@@ -42,6 +42,19 @@ fn example_task(node: &Node, ns: &str) -> anyhow::Result<Value> {
     Ok(task)
 }
 
+/// deploy/example as a user applies it to namespace `ns`, busybox mapped to the image
+/// built here (tests/cluster/example).
+fn apply_example(node: &Node, ns: &str) -> anyhow::Result<()> {
+    node.kubectl(&[
+        "apply",
+        "-n",
+        ns,
+        "-k",
+        &node.asset("tests/cluster/example").to_string_lossy(),
+    ])
+    .map(drop)
+}
+
 /// deploy/example/taskrun.yaml as JSON, in namespace `ns`, changed by `edit`.
 fn example_taskrun(node: &Node, ns: &str, edit: impl FnOnce(&mut Value)) -> anyhow::Result<Value> {
     let mut taskrun = node.json(&[
@@ -299,13 +312,7 @@ fn results_carried_by_sidecar_logs_are_sealed_and_verified() -> anyhow::Result<(
     ])?;
     let _flag = FeatureFlag::set(node, "results-from", "sidecar-logs", "termination-message")?;
     let ns = node.namespace("sidecar-logs")?;
-    node.kubectl(&[
-        "apply",
-        "-n",
-        &ns,
-        "-k",
-        &node.asset("tests/cluster/example").to_string_lossy(),
-    ])?;
+    apply_example(node, &ns)?;
     // Tekton reads the flag when it creates the pod: the pod must carry its results
     // sidecar, or this test would prove nothing about sidecar logs.
     let names = create(node, vec![example_taskrun(node, &ns, |_| {})?])?;
@@ -329,13 +336,7 @@ fn results_carried_by_sidecar_logs_are_sealed_and_verified() -> anyhow::Result<(
 fn twenty_taskruns_at_once_are_each_sealed_and_verified_and_leave_no_entry() -> anyhow::Result<()> {
     let (node, _turn) = node();
     let ns = node.namespace("twenty")?;
-    node.kubectl(&[
-        "apply",
-        "-n",
-        &ns,
-        "-k",
-        &node.asset("tests/cluster/example").to_string_lossy(),
-    ])?;
+    apply_example(node, &ns)?;
     let runs = (0..20)
         .map(|_| example_taskrun(node, &ns, |_| {}))
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -359,13 +360,7 @@ fn beside_tektons_own_enforce_nonfalsifiability_only_the_recommended_setting_run
 -> anyhow::Result<()> {
     let (node, _turn) = node();
     let ns = node.namespace("nonfalsifiability")?;
-    node.kubectl(&[
-        "apply",
-        "-n",
-        &ns,
-        "-k",
-        &node.asset("tests/cluster/example").to_string_lossy(),
-    ])?;
+    apply_example(node, &ns)?;
 
     // Recommended (docs/tekton-compatibility.md): Tekton's flag at its default, `none`.
     // Tekton adds nothing to the pod: one Workload API volume (the Task's), mounted in the
