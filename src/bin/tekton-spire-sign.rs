@@ -20,6 +20,7 @@ fn main() -> ExitCode {
             namespace: args.taskrun_namespace.unwrap_or_default(),
             name: args.taskrun_name.unwrap_or_default(),
             uid: args.taskrun_uid.unwrap_or_default(),
+            attempt: args.taskrun_retry_count.unwrap_or_default(),
         },
     };
     let mut config = Config::new(output);
