@@ -544,7 +544,11 @@ fn the_helper_refuses_to_seal_without_the_retry_count_and_says_what_to_pass() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--taskrun-retry-count"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--taskrun-retry-count"),
+        "{}",
+        stderr(&out)
+    );
 
     for (given, advice) in [
         ("$(context.task.retry-count)", "was not substituted"),

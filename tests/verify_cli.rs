@@ -282,18 +282,31 @@ fn a_sealed_result_copied_from_retries_status_into_the_final_status_is_rejected(
     };
 
     let (code, line) = judge("retried.json");
-    assert_eq!((code, line["verdict"].as_str()), (Some(0), Some("verified")));
+    assert_eq!(
+        (code, line["verdict"].as_str()),
+        (Some(0), Some("verified"))
+    );
     let (code, line) = judge("copied.json");
     assert_eq!(code, Some(1), "{line}");
     assert_eq!(line["reason"]["code"], "seal.attempt-mismatch");
     let message = line["reason"]["message"].as_str().unwrap();
-    assert!(message.contains("attempt 0") && message.contains("attempt 1"), "{message}");
+    assert!(
+        message.contains("attempt 0") && message.contains("attempt 1"),
+        "{message}"
+    );
     // Attempt 0's seal itself is sound: with the history dropped as well, it verifies
     // (the limit docs/seal-format.md names in its security considerations).
     let (code, _) = judge("earlier-alone.json");
     assert_eq!(code, Some(0));
 
-    let out = verify(&vectors(), &["sealv1-on-retried-taskrun.json"], &["-o", "json"]);
+    let out = verify(
+        &vectors(),
+        &["sealv1-on-retried-taskrun.json"],
+        &["-o", "json"],
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(json_lines(&out)[0]["reason"]["code"], "seal.attempt-unbound");
+    assert_eq!(
+        json_lines(&out)[0]["reason"]["code"],
+        "seal.attempt-unbound"
+    );
 }

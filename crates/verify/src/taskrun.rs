@@ -606,7 +606,10 @@ mod tests {
             ),
             (r#"{"completionTime":5}"#, "not a string"),
             (r#"{"taskResults":[{"name":"a"}]}"#, "without a value"),
-            (r#"{"retriesStatus":{"0":{}}}"#, "retriesStatus is not an array"),
+            (
+                r#"{"retriesStatus":{"0":{}}}"#,
+                "retriesStatus is not an array",
+            ),
             (r#"{"retriesStatus":[{},"x"]}"#, "not an object"),
             (r#"[]"#, "status is not an object"),
         ];
@@ -627,7 +630,12 @@ mod tests {
         );
         let null = V1.replace(r#""startTime""#, r#""retriesStatus":null,"startTime""#);
         let yaml = "apiVersion: tekton.dev/v1beta1\nkind: TaskRun\nmetadata: {name: b}\nstatus:\n  retriesStatus:\n  - {podName: b-pod}\n";
-        for (doc, expected) in [(V1, 0), (null.as_str(), 0), (retried.as_str(), 2), (yaml, 1)] {
+        for (doc, expected) in [
+            (V1, 0),
+            (null.as_str(), 0),
+            (retried.as_str(), 2),
+            (yaml, 1),
+        ] {
             let tr = TaskRun::parse(doc.as_bytes()).unwrap();
             assert_eq!(tr.malformed_status, None, "{doc}");
             assert_eq!(tr.earlier_attempts, expected, "{doc}");

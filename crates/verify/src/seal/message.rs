@@ -174,7 +174,10 @@ mod tests {
         let first = text_of(Version::V2 { attempt: 0 }, &results);
         let second = text_of(Version::V2 { attempt: 1 }, &results);
         let tenth = text_of(Version::V2 { attempt: 10 }, &results);
-        assert!(second.contains(r#""taskRun":{"attempt":"1","name""#), "{second}");
+        assert!(
+            second.contains(r#""taskRun":{"attempt":"1","name""#),
+            "{second}"
+        );
         assert!(tenth.contains(r#""attempt":"10""#), "{tenth}");
         assert_ne!(first, second);
         assert_ne!(first, text_of(Version::V1, &results));

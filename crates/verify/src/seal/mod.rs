@@ -273,8 +273,7 @@ mod tests {
 
     #[test]
     fn an_attempt_has_exactly_one_text() {
-        for (attempt, expected) in [("0", Ok(0)), ("7", Ok(7)), ("999999999", Ok(MAX_ATTEMPT))]
-        {
+        for (attempt, expected) in [("0", Ok(0)), ("7", Ok(7)), ("999999999", Ok(MAX_ATTEMPT))] {
             let text = format!("sealv2.{attempt}.2025-06-01T12:03:04Z.AQID.BAU");
             assert_eq!(
                 Seal::parse(&text).map(|s| s.version()),
@@ -282,7 +281,17 @@ mod tests {
                 "{text}"
             );
         }
-        for attempt in ["", "01", "00", "+1", "-1", " 1", "1000000000", "4294967296", "١"] {
+        for attempt in [
+            "",
+            "01",
+            "00",
+            "+1",
+            "-1",
+            " 1",
+            "1000000000",
+            "4294967296",
+            "١",
+        ] {
             let text = format!("sealv2.{attempt}.2025-06-01T12:03:04Z.AQID.BAU");
             assert_eq!(Seal::parse(&text), Err(Error::Attempt), "{text}");
         }
