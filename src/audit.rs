@@ -39,7 +39,8 @@ pub struct Request {
     pub bundles: Vec<PathBuf>,
     /// The trust domain the SVID must belong to.
     pub trust_domain: String,
-    /// Only this format is accepted, if set.
+    /// Only this format is accepted, if set; `None` accepts Tekton's format too, whose
+    /// weaknesses are then printed on stderr.
     pub require_format: Option<Format>,
     /// Clock skew allowed around the run, in seconds.
     pub clock_skew_seconds: u32,
@@ -102,6 +103,16 @@ pub fn run(request: &Request) -> ExitCode {
             Ok(Err(r)) => eprintln!("rejected [{}]: {}", r.code(), error_chain(r)),
             Err(e) => eprintln!("error [{}]: {}", e.code(), error_chain(e)),
         },
+    }
+    if let Ok(Ok(v)) = &verdict
+        && v.format() == Format::Tekton
+    {
+        eprintln!(
+            "warning: accepted in Tekton's TEP-0089 format, which signs no result names (two \
+             results can swap values and signatures), binds no TaskRun UID (a later TaskRun \
+             of the same name can replay), joins array values with an ambiguous comma and \
+             carries the leaf certificate alone (docs/tekton-format.md)"
+        );
     }
     ExitCode::from(code)
 }

@@ -37,15 +37,18 @@ enum Command {
   kubectl get taskrun build-abc -o yaml | tekton-spire verify --taskrun - \\
       --bundle old-root.pem --bundle new-root.pem --trust-domain example.org --output json")]
     Verify(VerifyArgs),
-    /// Run the controller: a SPIRE entry for every running TaskRun pod, and a verdict
-    /// (condition SignedResultsVerified) on every completed TaskRun.
+    /// Run the controller: a SPIRE entry for every running TaskRun pod (--run entries, the
+    /// default), a verdict (condition SignedResultsVerified) on every completed TaskRun
+    /// that opted in (--run verdicts), or both in one process (--run all).
     ///
     /// Talks to Kubernetes with the in-cluster service account, or the KUBECONFIG file,
     /// and to the SPIRE server's Entry API over its admin socket or mTLS, as the
-    /// configuration file says. Stops cleanly on SIGTERM or SIGINT.
+    /// configuration file says. Serves Prometheus metrics, /healthz and /readyz on
+    /// metrics-address (default 0.0.0.0:9090). Stops cleanly on SIGTERM or SIGINT.
     #[command(
         after_help = "Example configuration (keys as in Tekton's SPIRE ConfigMap where Tekton has one):
   spire-trust-domain: example.org
+  cluster-name: prod                                 # required; entry IDs are tekton-spire.<cluster-name>.<pod UID>
   spire-server-addr: spire-server.spire.svc:8081   # or spire-server-socket: /run/spire/server/private/api.sock
   spire-socket-path: unix:///spiffe-workload-api/spire-agent.sock
   spire-node-alias-prefix: /tekton-node/
@@ -53,6 +56,9 @@ enum Command {
   leader-election-namespace: tekton-spire            # several replicas, one leader
   signing-container: step-sign                       # narrow-to-signing-container: false to allow every step
   trust-bundle-path: /run/spire/bundle/bundle.crt    # verdicts; omit to record none
+  verdict-namespaces: [team-a]                       # or label TaskRuns tekton-spire.dev/verify=true
+  verdicts: condition                                # or event: needs no write access to TaskRuns
+  metrics-address: 0.0.0.0:9090
   resync-interval: 10s"
     )]
     Controller(ControllerArgs),
@@ -66,6 +72,18 @@ struct ControllerArgs {
     /// Log lines as text or JSON, on stderr.
     #[arg(long, value_enum, default_value_t = OutputArg::Text)]
     log_format: OutputArg,
+    /// Which loops to run: `entries` needs SPIRE admin rights and reads Kubernetes only,
+    /// `verdicts` needs no SPIRE rights but writes TaskRun status; run them as separate
+    /// Deployments under separate service accounts, or `all` in one.
+    #[arg(long, value_enum, default_value_t = RunArg::Entries)]
+    run: RunArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RunArg {
+    Entries,
+    Verdicts,
+    All,
 }
 
 #[derive(clap::Args)]
@@ -82,10 +100,17 @@ struct VerifyArgs {
     /// The trust domain that must have issued the SVID, for example `example.org`.
     #[arg(long, value_name = "TD")]
     trust_domain: String,
-    /// Accept only this format; `seal` rejects Tekton's weaker format on clusters that
-    /// have moved on.
+    /// Accept only this format. Without it only the seal is accepted, unless
+    /// --accept-tekton-format is given.
     #[arg(long, value_enum, value_name = "FORMAT")]
     require_format: Option<FormatArg>,
+    /// Accept Tekton's TEP-0089 format as well as the seal. Its weaknesses: result names
+    /// are not signed (two results can swap values and signatures), the TaskRun's UID is
+    /// not bound (a later TaskRun of the same name can replay the results), array and
+    /// object values are comma-joined ambiguously, and only the leaf certificate is
+    /// carried (docs/tekton-format.md).
+    #[arg(long)]
+    accept_tekton_format: bool,
     /// Clock skew, in seconds, allowed between the signing pod and the TaskRun's start
     /// and completion times when judging a seal's signing time.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
@@ -118,10 +143,12 @@ fn main() -> ExitCode {
             taskrun: args.taskrun,
             bundles: args.bundle,
             trust_domain: args.trust_domain,
-            require_format: args.require_format.map(|f| match f {
-                FormatArg::Seal => Format::Seal,
-                FormatArg::Tekton => Format::Tekton,
-            }),
+            // The seal unless told otherwise: Tekton's format is opt-in.
+            require_format: match (args.require_format, args.accept_tekton_format) {
+                (Some(FormatArg::Seal), _) | (None, false) => Some(Format::Seal),
+                (Some(FormatArg::Tekton), _) => Some(Format::Tekton),
+                (None, true) => None,
+            },
             clock_skew_seconds: args.clock_skew,
             output: match args.output {
                 OutputArg::Text => audit::Output::Text,
@@ -169,7 +196,12 @@ fn run_controller(args: &ControllerArgs) -> ExitCode {
             tracing::info!("shutting down");
             on_signal.cancel();
         });
-        match tekton_spire::controller::run(config, client, shutdown).await {
+        let components = match args.run {
+            RunArg::Entries => tekton_spire::controller::Components::Entries,
+            RunArg::Verdicts => tekton_spire::controller::Components::Verdicts,
+            RunArg::All => tekton_spire::controller::Components::All,
+        };
+        match tekton_spire::controller::run(config, components, client, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = %telemetry::error_chain(&e), "controller stopped");

@@ -109,6 +109,7 @@ impl Workspace {
                 "verify",
                 "--output",
                 "json",
+                "--accept-tekton-format",
                 "--trust-domain",
                 spire.trust_domain(),
             ])
