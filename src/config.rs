@@ -371,15 +371,18 @@ impl Config {
             return Err(invalid("max-svid-ttl", "must be at least 1m"));
         }
         let trust_bundle = match (&file.trust_bundle_path, &server) {
-                (Some(path), _) => Some(TrustBundleSource::File(path.clone())),
-                (None, ServerConnection::Mtls { workload_socket, .. }) => {
-                    Some(TrustBundleSource::WorkloadApi(workload_socket.clone()))
-                }
-                (None, ServerConnection::AdminSocket(_)) => file
-                    .spire_socket_path
-                    .clone()
-                    .map(TrustBundleSource::WorkloadApi),
-            };
+            (Some(path), _) => Some(TrustBundleSource::File(path.clone())),
+            (
+                None,
+                ServerConnection::Mtls {
+                    workload_socket, ..
+                },
+            ) => Some(TrustBundleSource::WorkloadApi(workload_socket.clone())),
+            (None, ServerConnection::AdminSocket(_)) => file
+                .spire_socket_path
+                .clone()
+                .map(TrustBundleSource::WorkloadApi),
+        };
         let entry_expiry_margin = file
             .entry_expiry_margin
             .unwrap_or(Duration::from_secs(30 * 60));

@@ -279,7 +279,9 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) {
     let Some(source) = &config.trust_bundle else {
-        tracing::info!("neither trust-bundle-path nor spire-socket-path is set: no verdicts are recorded on TaskRuns");
+        tracing::info!(
+            "neither trust-bundle-path nor spire-socket-path is set: no verdicts are recorded on TaskRuns"
+        );
         return;
     };
     let Some(bundles) = Bundles::open(source, config.call_timeout, &shutdown).await else {
