@@ -176,8 +176,14 @@ impl Client {
         if let Some(observe) = &self.observer {
             observe(method, result.as_ref().err().and_then(Error::code));
         }
+        // A call that timed out may only have met a busy server: with keepalives on, a
+        // dead connection shows as UNAVAILABLE once a ping goes unanswered, so only that
+        // counts; without them, timeouts are all there is to go by.
+        let keepalive = self.shared.config.keepalive.is_some();
         match &result {
-            Err(Error::Timeout { .. } | Error::Unavailable { .. }) => self.failed().await,
+            Err(Error::Unavailable { .. }) => self.failed().await,
+            Err(Error::Timeout { .. }) if !keepalive => self.failed().await,
+            Err(Error::Timeout { .. }) => {}
             _ => self.shared.failures.store(0, Ordering::Relaxed),
         }
         result

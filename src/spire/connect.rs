@@ -86,8 +86,10 @@ pub struct ClientConfig {
     /// keepalive probes; a ping unanswered within as long again closes the connection,
     /// which is then opened anew. `None` sends none. Default 10 s.
     pub keepalive: Option<Duration>,
-    /// After this many consecutive calls that timed out or found the server unavailable,
-    /// the channel is rebuilt from scratch; 0 never. Default 3.
+    /// After this many consecutive calls that found the server unavailable (or, without
+    /// keepalives, timed out), the channel is rebuilt from scratch; 0 never. Default 3. A
+    /// call that merely timed out with keepalives on met a busy server, not a dead
+    /// connection: it does not count.
     pub reconnect_after: u32,
 }
 
