@@ -1,7 +1,9 @@
-//! deploy/ applied to the real kube-apiserver: every object is accepted, each service
-//! account may do exactly what it needs (checked by the API server's own RBAC authorizer
-//! through SubjectAccessReviews), and the admission policy lets only Tekton's service
-//! account create pods that claim a TaskRun.
+//! deploy/ applied to the real kube-apiserver: every object is accepted, every pod of
+//! the default install passes the namespace's restricted Pod Security Standard (the API
+//! server's own PodSecurity admission), each service account may do exactly what it needs
+//! (checked by the API server's own RBAC authorizer through SubjectAccessReviews), and the
+//! opt-in admission policy lets only Tekton's service account create pods that claim a
+//! TaskRun.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::time::Duration;
@@ -14,13 +16,21 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::discovery::{Discovery, Scope};
 use tekton_spire_testbed::kube::Kube;
 
+fn deploy_file(file: &str) -> String {
+    std::fs::read_to_string(format!("{}/deploy/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// The objects of `deploy/<file>`.
+fn objects(file: &str) -> Vec<DynamicObject> {
+    serde_yaml_ng::Deserializer::from_str(&deploy_file(file))
+        .map(|document| serde::Deserialize::deserialize(document).unwrap())
+        .collect()
+}
+
 /// Creates every object of `deploy/<file>`; returns their kinds.
 async fn apply(client: &kube::Client, discovery: &Discovery, file: &str) -> Vec<String> {
-    let text =
-        std::fs::read_to_string(format!("{}/deploy/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
     let mut kinds = Vec::new();
-    for document in serde_yaml_ng::Deserializer::from_str(&text) {
-        let object: DynamicObject = serde::Deserialize::deserialize(document).unwrap();
+    for object in objects(file) {
         let types = object
             .types
             .clone()
@@ -92,11 +102,21 @@ const ENTRIES: &str = "system:serviceaccount:tekton-spire:tekton-spire-controlle
 const VERDICTS: &str = "system:serviceaccount:tekton-spire:tekton-spire-verdict";
 
 #[tokio::test]
-async fn the_manifests_apply_and_each_service_account_gets_least_privilege() {
+async fn the_manifests_apply_their_pods_are_restricted_and_each_service_account_gets_least_privilege()
+ {
     tokio::time::timeout(Duration::from_secs(120), async {
         let kube = tokio::task::spawn_blocking(Kube::shared).await.unwrap();
         let client = kube.client().await.unwrap();
         let discovery = Discovery::new(client.clone()).run().await.unwrap();
+        // What `kubectl apply -k deploy/` applies: these files and the images component;
+        // the admission policy stays opt-in.
+        let kustomization: serde_json::Value =
+            serde_yaml_ng::from_str(&deploy_file("kustomization.yaml")).unwrap();
+        assert_eq!(
+            kustomization["resources"],
+            serde_json::json!(["controller.yaml", "verdict.yaml", "pdb.yaml"])
+        );
+        assert_eq!(kustomization["components"], serde_json::json!(["images"]));
         assert_eq!(
             apply(&client, &discovery, "controller.yaml").await,
             [
@@ -125,6 +145,7 @@ async fn the_manifests_apply_and_each_service_account_gets_least_privilege() {
             apply(&client, &discovery, "pdb.yaml").await,
             ["PodDisruptionBudget", "PodDisruptionBudget"]
         );
+        every_pod_passes_the_restricted_pod_security_standard(&client).await;
         // (account, verb, group, resource, subresource, namespace, allowed, why)
         let expected = [
             // The entry controller (SPIRE admin): reads, and writes no TaskRun.
@@ -322,7 +343,7 @@ async fn only_tektons_service_account_may_create_pods_that_claim_a_taskrun() {
             .create(&PostParams::default(), &pod("before-policy", true, true))
             .await
             .expect("without the policy anyone with pods/create can claim a TaskRun");
-        apply(&client, &discovery, "admission-policy.yaml").await;
+        apply(&client, &discovery, "admission-policy/policy.yaml").await;
         // Denied by the rule itself, not by an error in the policy (which would deny too).
         let denied = |result: Result<Pod, kube::Error>| {
             matches!(result, Err(kube::Error::Api(s)) if (s.code == 403 || s.code == 422)
@@ -379,4 +400,59 @@ async fn only_tektons_service_account_may_create_pods_that_claim_a_taskrun() {
     })
     .await
     .expect("test timed out");
+}
+
+/// A pod made from a Deployment's template, in its namespace.
+fn pod_of(deployment: &DynamicObject) -> Pod {
+    let mut template = deployment.data["spec"]["template"].clone();
+    template["metadata"]["name"] = serde_json::json!(format!(
+        "{}-probe",
+        deployment.metadata.name.as_deref().unwrap()
+    ));
+    template["metadata"]["namespace"] = serde_json::json!(deployment.metadata.namespace);
+    serde_json::from_value(template).unwrap()
+}
+
+/// Every Deployment's pod of the default install is admitted, as a dry run, by the API
+/// server's PodSecurity admission in its namespace (labelled restricted); and the same pod
+/// with one property off is refused, so the standard is enforced there.
+async fn every_pod_passes_the_restricted_pod_security_standard(client: &kube::Client) {
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let deployments: Vec<DynamicObject> = ["controller.yaml", "verdict.yaml"]
+        .into_iter()
+        .flat_map(objects)
+        .filter(|o| o.types.as_ref().is_some_and(|t| t.kind == "Deployment"))
+        .collect();
+    assert_eq!(deployments.len(), 2, "the entry and the verdict controller");
+    for deployment in &deployments {
+        let pod = pod_of(deployment);
+        let namespace = pod.metadata.namespace.clone().unwrap();
+        Api::<Pod>::namespaced(client.clone(), &namespace)
+            .create(&dry_run, &pod)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "a pod of {:?} is refused in {namespace}: {e}",
+                    deployment.metadata.name
+                )
+            });
+    }
+    let mut lax = pod_of(&deployments[1]);
+    if let Some(spec) = lax.spec.as_mut() {
+        for container in &mut spec.containers {
+            if let Some(sc) = container.security_context.as_mut() {
+                sc.allow_privilege_escalation = Some(true);
+            }
+        }
+    }
+    let refused = Api::<Pod>::namespaced(client.clone(), "tekton-spire")
+        .create(&dry_run, &lax)
+        .await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(s)) if s.message.contains("violates PodSecurity")),
+        "a pod that allows privilege escalation must be refused: {refused:?}"
+    );
 }

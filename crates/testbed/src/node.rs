@@ -369,16 +369,21 @@ impl Node {
             .env("CLUSTER", "demo-cluster")
             .output()?;
         check(out, "spire-config/kubernetes/register-controller.sh")?;
-        // 3. The controller, from deploy/ as written.
+        // 3. The entry and verdict controllers, from deploy/ as written.
         self.kubectl(&["apply", "-k", &path("deploy")])?;
-        self.kubectl(&[
-            "-n",
-            "tekton-spire",
-            "rollout",
-            "status",
+        for deployment in [
             "deployment/tekton-spire-controller",
-            "--timeout=300s",
-        ])?;
+            "deployment/tekton-spire-verdict",
+        ] {
+            self.kubectl(&[
+                "-n",
+                "tekton-spire",
+                "rollout",
+                "status",
+                deployment,
+                "--timeout=300s",
+            ])?;
+        }
         Ok(())
     }
 
