@@ -207,19 +207,9 @@ fn both_controllers_are_ready_under_the_restricted_pod_security_standard() -> an
     // The entry controller (deploy/controller.yaml) and the verdict controller
     // (deploy/verdict.yaml): two replicas each, under their own labels.
     for name in ["tekton-spire-controller", "tekton-spire-verdict"] {
-        let pods = json_of(&node.kubectl(&[
-            "-n",
-            CONTROLLER_NS,
-            "get",
-            "pods",
-            "-l",
-            &format!("app.kubernetes.io/name={name}"),
-            "-o",
-            "json",
-        ])?)?;
-        let pods = pods["items"].as_array().context("no pod list")?;
+        let pods = controller_pods(node, name)?;
         assert_eq!(pods.len(), 2, "deploy/ runs two replicas of {name}");
-        for pod in pods {
+        for pod in &pods {
             let ready = pod["status"]["conditions"].as_array().is_some_and(|c| {
                 c.iter()
                     .any(|c| c["type"] == "Ready" && c["status"] == "True")
@@ -532,20 +522,25 @@ fn the_helper_signs_with_the_taskruns_svid_beside_a_default_identity_and_the_ver
     Ok(())
 }
 
-/// The container IDs (without the runtime prefix) of the controller's pods.
-fn controller_containers(node: &Node) -> anyhow::Result<Vec<(String, String, i64)>> {
+/// The pods of one of deploy/'s Deployments (`app.kubernetes.io/name`).
+fn controller_pods(node: &Node, name: &str) -> anyhow::Result<Vec<Value>> {
     let pods = json_of(&node.kubectl(&[
         "-n",
         CONTROLLER_NS,
         "get",
         "pods",
         "-l",
-        "app.kubernetes.io/name=tekton-spire-controller",
+        &format!("app.kubernetes.io/name={name}"),
         "-o",
         "json",
     ])?)?;
+    pods["items"].as_array().cloned().context("no pod list")
+}
+
+/// The container IDs (without the runtime prefix) of the entry controller's pods.
+fn controller_containers(node: &Node) -> anyhow::Result<Vec<(String, String, i64)>> {
     let mut out = Vec::new();
-    for pod in pods["items"].as_array().context("no pods")? {
+    for pod in controller_pods(node, "tekton-spire-controller")? {
         for status in pod["status"]["containerStatuses"]
             .as_array()
             .into_iter()

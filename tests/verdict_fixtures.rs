@@ -301,15 +301,30 @@ fn tekton_format_is_rejected_unless_accepted_and_its_weaknesses_are_named_when_i
     assert_eq!(default.status.code(), Some(1), "the seal alone by default");
     let stderr = String::from_utf8_lossy(&default.stderr);
     assert!(
-        stderr.starts_with("rejected [format.not-allowed]"),
+        stderr.starts_with("rejected default/build-abc [format.not-allowed]"),
         "{stderr}"
     );
+    assert!(!stderr.contains("warning"), "{stderr}");
     let accepted = run(&["--accept-tekton-format"]);
     assert_eq!(accepted.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&accepted.stderr);
     for weakness in ["result names", "UID", "comma", "leaf"] {
         assert!(stderr.contains(weakness), "{weakness}: {stderr}");
     }
+    // Two TaskRuns accepted in Tekton's format: two verdicts, the weaknesses named once.
+    let twice = run(&[
+        "--accept-tekton-format",
+        "--taskrun",
+        "pristine-v1-json.json",
+    ]);
+    assert_eq!(twice.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&twice.stdout).lines().count(), 2);
+    assert_eq!(
+        String::from_utf8_lossy(&twice.stderr)
+            .matches("warning:")
+            .count(),
+        1
+    );
     assert_eq!(run(&["--require-format", "tekton"]).status.code(), Some(0));
     assert_eq!(
         run(&["--accept-tekton-format", "--require-format", "seal"])

@@ -361,8 +361,10 @@ mod tests {
 
     fn config() -> Arc<Config> {
         Arc::new(
-            Config::parse("spire-trust-domain: example.org\nspire-server-socket: /nonexistent\n")
-                .unwrap(),
+            Config::parse(
+                "spire-trust-domain: example.org\ncluster-name: test\nspire-server-socket: /nonexistent\n",
+            )
+            .unwrap(),
         )
     }
 
