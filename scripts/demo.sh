@@ -3,10 +3,21 @@
 # results signed inside the "pod" by the signing helper with its X.509-SVID, the TaskRun
 # assembled as Tekton reports it, and verified offline against the server's trust bundle,
 # in both formats; then a tampered copy rejected. Leaves no process running.
+#
+#   ./scripts/demo.sh             the above, in a minute
+#   ./scripts/demo.sh --cluster   the whole flow on a real one-node Kubernetes: Tekton runs
+#                                 the TaskRun, the controller registers the entry and judges
+#                                 the results (scripts/demo-cluster.sh; needs root)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+case ${1:-} in
+  --cluster) exec "$root/scripts/demo-cluster.sh" ;;
+  -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+  "") ;;
+  *) printf 'demo.sh: unknown argument %s (see --help)\n' "$1" >&2; exit 2 ;;
+esac
 work=$(mktemp -d "${TMPDIR:-/tmp}/tekton-spire-demo.XXXXXX")
 step=0
 say() { step=$((step + 1)); printf '\n\033[1m[%d] %s\033[0m\n' "$step" "$*"; }

@@ -41,19 +41,11 @@ if ! python3 -c 'import pytest, cryptography, yaml' 2>/dev/null; then
     || die "pip could not install pytest, cryptography and PyYAML"
 fi
 
-say "building SPIRE (cached after the first build on this machine)"
-./scripts/spire.sh
-say "building etcd and the Kubernetes programs, fetching Tekton's CRDs (cached likewise)"
-./scripts/kube.sh
-for program in spiffe-csi coredns tekton scm csi-registrar; do
-  say "building $program (cached likewise)"
-  ./scripts/programs.sh "$program"
-done
+# shellcheck source=lib/node-programs.sh
+source "$root/scripts/lib/node-programs.sh"
+node_programs say
 say "building the Tekton interop harness (tests/tekton-interop, cached likewise)"
 ./scripts/tekton-harness.sh
-
-say "building the images (scripts/images.sh)"
-./scripts/images.sh all >/dev/null
 
 say "starting the one-node cluster (scripts/cluster-local.sh)"
 node_dir=$(mktemp -d /tmp/tekton-spire-node.XXXXXX)

@@ -14,13 +14,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
-use tekton_spire_testbed::node::{Node, Tekton};
+use tekton_spire_testbed::node::{ENTRY_PREFIX, Node, Tekton};
 
 const TRUST_DOMAIN: &str = "example.org";
 const CONTROLLER_NS: &str = "tekton-spire";
-/// Our entry IDs: `tekton-spire.<cluster-name>.<pod UID>`, the cluster name from
-/// deploy/controller.yaml's ConfigMap.
-const ENTRY_PREFIX: &str = "tekton-spire.demo-cluster.";
 /// spire-controller-manager's `entryIDPrefix` (tests/cluster/spire).
 const SCM_PREFIX: &str = "demo-cluster.";
 /// The label that opts a TaskRun in to verdicts.

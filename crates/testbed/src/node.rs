@@ -36,6 +36,11 @@ pub enum Tekton {
     Stopped,
 }
 
+/// The ID prefix of the controller's entries as deploy/ configures it:
+/// `tekton-spire.<cluster-name>.`, with `cluster-name: demo-cluster` in
+/// deploy/controller.yaml.
+pub const ENTRY_PREFIX: &str = "tekton-spire.demo-cluster.";
+
 /// What the install steps did once per process.
 static INSTALLED: Mutex<bool> = Mutex::new(false);
 
@@ -332,59 +337,107 @@ impl Node {
         }
     }
 
-    /// README's "Install in a cluster", step by step (each step is idempotent).
+    /// README's "Install in a cluster", step by step (scripts/cluster-install.sh, which
+    /// `demo.sh --cluster` runs too).
     fn install(&self) -> anyhow::Result<()> {
-        let root = repo_root();
-        let path = |p: &str| root.join(p).to_string_lossy().into_owned();
-        // Tekton's CRDs, as Tekton's release installs them.
-        // (kubectl does not read a directory through a symbolic link: resolve it.)
-        let crds = std::fs::canonicalize(Path::new(self.var("KUBE_BIN")).join("crds"))?;
-        self.kubectl(&["apply", "--server-side", "-f", &crds.to_string_lossy()])?;
-        // 1. SPIRE (the test overlay renames the images to the ones built here and adds
-        //    spire-controller-manager as helm-charts-hardened runs it; its CRDs first).
-        let scm = Command::new(root.join("scripts/programs.sh"))
-            .arg("scm")
-            .env("PROGRAMS_NO_BUILD", "1")
+        let out = Command::new(repo_root().join("scripts/cluster-install.sh"))
+            .arg(self.var("CLUSTER_DIR"))
             .output()?;
-        let scm = check(scm, "scripts/programs.sh scm")?;
-        self.kubectl(&[
-            "apply",
-            "--server-side",
-            "-f",
-            &format!("{}/crd", scm.trim()),
-        ])?;
-        self.kubectl(&["apply", "-k", &path("tests/cluster/spire")])?;
-        for what in [
-            "statefulset/spire-server",
-            "daemonset/spire-agent",
-            "daemonset/spiffe-csi-driver",
-        ] {
-            self.kubectl(&["-n", "spire", "rollout", "status", what, "--timeout=300s"])?;
-        }
-        // 2. The controller's admin identity, bound to the nodes it may run on.
-        let out = Command::new(root.join("spire-config/kubernetes/register-controller.sh"))
-            .arg(self.name())
-            .env("KUBECTL", Path::new(self.var("KUBE_BIN")).join("kubectl"))
-            .env("KUBECONFIG", self.kubeconfig_path())
-            .env("CLUSTER", "demo-cluster")
-            .output()?;
-        check(out, "spire-config/kubernetes/register-controller.sh")?;
-        // 3. The entry and verdict controllers, from deploy/ as written.
-        self.kubectl(&["apply", "-k", &path("deploy")])?;
-        for deployment in [
-            "deployment/tekton-spire-controller",
-            "deployment/tekton-spire-verdict",
-        ] {
-            self.kubectl(&[
-                "-n",
-                "tekton-spire",
-                "rollout",
-                "status",
-                deployment,
-                "--timeout=300s",
-            ])?;
-        }
-        Ok(())
+        check(out, "scripts/cluster-install.sh").map(drop)
+    }
+
+    /// A namespace of its own for a test: `PREFIX-` and five hex digits.
+    ///
+    /// # Errors
+    /// When kubectl fails.
+    pub fn namespace(&self, prefix: &str) -> anyhow::Result<String> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let ns = format!("{prefix}-{:05x}", nanos & 0xfffff);
+        self.kubectl(&["create", "namespace", &ns])?;
+        Ok(ns)
+    }
+
+    /// `kubectl ARGS… -o json`, parsed.
+    ///
+    /// # Errors
+    /// When kubectl fails or prints no JSON.
+    pub fn json(&self, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["-o", "json"]);
+        let out = self.kubectl(&all)?;
+        serde_json::from_str(&out).with_context(|| format!("kubectl printed no JSON: {out}"))
+    }
+
+    /// The TaskRun `name` of namespace `ns`.
+    ///
+    /// # Errors
+    /// When kubectl fails.
+    pub fn taskrun(&self, ns: &str, name: &str) -> anyhow::Result<serde_json::Value> {
+        self.json(&["-n", ns, "get", "taskrun", name])
+    }
+
+    /// The controller's entries ([`ENTRY_PREFIX`]) whose SPIFFE ID is the one
+    /// the controller gives TaskRun `name` of namespace `ns`.
+    ///
+    /// # Errors
+    /// When the server cannot be asked.
+    pub fn taskrun_entries(
+        &self,
+        trust_domain: &str,
+        ns: &str,
+        name: &str,
+    ) -> anyhow::Result<Vec<serde_json::Value>> {
+        let wanted = format!("spiffe://{trust_domain}/ns/{ns}/taskrun/{name}");
+        Ok(self
+            .entries_with_prefix(ENTRY_PREFIX)?
+            .into_iter()
+            .filter(|e| spiffe_id_of(e) == wanted)
+            .collect())
+    }
+
+    /// `kubectl get taskrun NAME -o json | tekton-spire verify --taskrun - --bundle B
+    /// --trust-domain TD`, with the bundle fetched as README says: the exit code and all
+    /// that `cli` (the `tekton-spire` binary under test) printed.
+    ///
+    /// # Errors
+    /// When kubectl or the bundle fetch fails, or `cli` cannot run.
+    pub fn verify_taskrun(
+        &self,
+        cli: &Path,
+        trust_domain: &str,
+        ns: &str,
+        name: &str,
+    ) -> anyhow::Result<(i32, String)> {
+        let dir = tempfile::tempdir()?;
+        let bundle = dir.path().join("bundle.pem");
+        std::fs::write(&bundle, self.trust_bundle_pem()?)?;
+        let taskrun = self.kubectl(&["-n", ns, "get", "taskrun", name, "-o", "json"])?;
+        let mut child = Command::new(cli)
+            .args(["verify", "--taskrun", "-", "--bundle"])
+            .arg(&bundle)
+            .args(["--trust-domain", trust_domain])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running {}", cli.display()))?;
+        child
+            .stdin
+            .take()
+            .context("verify's stdin")?
+            .write_all(taskrun.as_bytes())?;
+        let out = child.wait_with_output()?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ))
     }
 
     /// The repository directory of a test asset.
@@ -400,4 +453,21 @@ fn read_env(path: &Path) -> anyhow::Result<HashMap<String, String>> {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect())
+}
+
+/// The SPIFFE ID of an entry as `spire-server entry show -output json` prints it.
+pub fn spiffe_id_of(entry: &serde_json::Value) -> String {
+    format!(
+        "spiffe://{}{}",
+        entry["spiffe_id"]["trust_domain"].as_str().unwrap_or(""),
+        entry["spiffe_id"]["path"].as_str().unwrap_or("")
+    )
+}
+
+/// The condition of type `kind` of an object's status, or null.
+pub fn condition<'a>(object: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
+    object["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == kind))
+        .unwrap_or(&serde_json::Value::Null)
 }
