@@ -132,6 +132,18 @@ fn unix_now() -> i64 {
     k8s_openapi::jiff::Timestamp::now().as_second()
 }
 
+/// A (normal) event about a pod's entry, on its TaskRun, the pod as the related object.
+fn entry_notice(owner: &PodOwner, reason: &'static str, note: String) -> Notice {
+    Notice {
+        regarding: taskrun_ref(&owner.namespace, &owner.taskrun, &owner.taskrun_uid),
+        related: Some(pod_ref(&owner.namespace, &owner.pod, &owner.pod_uid)),
+        warning: false,
+        reason,
+        action: "RegisterEntry",
+        note,
+    }
+}
+
 /// Whether a per-entry error will get the same answer when retried as is.
 fn permanent(error: &spire::Error) -> bool {
     !error.is_retryable()
@@ -429,17 +441,14 @@ impl EntrySync {
                 - created as f64;
             self.metrics.observe_registration(seconds.max(0.0));
         }
-        self.events.send(Notice {
-            regarding: taskrun_ref(&owner.namespace, &owner.taskrun, &owner.taskrun_uid),
-            related: Some(pod_ref(&owner.namespace, &owner.pod, &owner.pod_uid)),
-            warning: false,
-            reason: "EntryRegistered",
-            action: "RegisterEntry",
-            note: format!(
+        self.events.send(entry_notice(
+            owner,
+            "EntryRegistered",
+            format!(
                 "SPIRE entry {} registered for pod {}: {}",
                 spec.id, owner.pod, spec.spiffe_id
             ),
-        });
+        ));
     }
 
     /// An entry the server did not take: remembered with its retry time, and reported
@@ -486,15 +495,15 @@ impl EntrySync {
             );
             if let Some(owner) = owner {
                 self.events.send(Notice {
-                    regarding: taskrun_ref(&owner.namespace, &owner.taskrun, &owner.taskrun_uid),
-                    related: Some(pod_ref(&owner.namespace, &owner.pod, &owner.pod_uid)),
                     warning: true,
-                    reason: "EntryRefused",
-                    action: "RegisterEntry",
-                    note: format!(
-                        "SPIRE entry {} for pod {} was refused ({code:?}): {message}",
-                        spec.id, owner.pod
-                    ),
+                    ..entry_notice(
+                        owner,
+                        "EntryRefused",
+                        format!(
+                            "SPIRE entry {} for pod {} was refused ({code:?}): {message}",
+                            spec.id, owner.pod
+                        ),
+                    )
                 });
             }
         }
