@@ -103,7 +103,7 @@ def measure_overhead(helper, env, work):
                 with open(os.path.join(results, name), "w") as f:
                     f.write("x" * 64)
             subprocess.run([helper, "--results-dir", results, "--format", fmt, "--timeout", "60",
-                            "--taskrun-namespace", "default", "--taskrun-name", "bench", "--taskrun-uid", "u"],
+                            "--taskrun-namespace", "default", "--taskrun-name", "bench", "--taskrun-uid", "u", "--taskrun-retry-count", "0"],
                            env=env, check=True, capture_output=True)
             added = sorted(set(os.listdir(results)) - set(names))
             sizes[fmt] = termination_bytes(results, added)
@@ -141,7 +141,7 @@ def main():
                                     f.write("sha256:" + "ab" * 32)
                             wall, peak, code = run_measured(
                                 [helper, "--results-dir", results, "--format", fmt, "--timeout", "60",
-                                 "--taskrun-namespace", "default", "--taskrun-name", "bench", "--taskrun-uid", "u"], penv)
+                                 "--taskrun-namespace", "default", "--taskrun-name", "bench", "--taskrun-uid", "u", "--taskrun-retry-count", "0"], penv)
                             if code != 0:
                                 raise SystemExit(f"helper failed (exit {code})")
                             if i > 0:  # the first run waits for the entry; measure the rest

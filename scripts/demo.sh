@@ -63,7 +63,7 @@ for f in IMAGE_DIGEST tags source; do printf '    %-13s %s\n' "$f" "$(cat "$run_
 
 say "The last step runs tekton-spire-sign: it fetches the SVID over the Workload API and seals the results"
 SPIFFE_ENDPOINT_SOCKET=$SPIFFE_ENDPOINT_SOCKET "$work/tekton-spire-sign" --results-dir "$run_seal/results" \
-  --taskrun-namespace default --taskrun-name "$name" --taskrun-uid "$uid" --timeout 60 \
+  --taskrun-namespace default --taskrun-name "$name" --taskrun-uid "$uid" --taskrun-retry-count 0 --timeout 60 \
   || fail "the helper could not sign (is the entry registered? see its message above)"
 printf '    TEKTON_SPIRE_SEAL = %.80s... (%d bytes)\n' "$(cat "$run_seal/results/TEKTON_SPIRE_SEAL")" \
   "$(wc -c <"$run_seal/results/TEKTON_SPIRE_SEAL")"

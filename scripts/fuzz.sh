@@ -130,7 +130,7 @@ if [ -d "$VECTORS" ]; then
     seed bundle_load "$VECTORS"/pki/*
     mkdir -p "$FUZZ/corpus/seal_parse"
     for f in "$VECTORS"/*.json; do
-        grep -o '"sealv1\.[^"]*"' "$f" | head -1 | tr -d '"' | tr -d '\n' \
+        grep -o '"sealv[12]\.[^"]*"' "$f" | head -1 | tr -d '"' | tr -d '\n' \
             >"$FUZZ/corpus/seal_parse/vector-$(basename "$f" .json)" || true
     done
     find "$FUZZ/corpus/seal_parse" -name 'vector-*' -empty -delete
@@ -159,9 +159,10 @@ fi
 # A realistic seal: the root certificate stands in for a leaf, with a DER-shaped signature.
 root_der_b64="$(sed '/-----/d' "$FIXTURES/pki/root.pem" | base64 -d | b64url)"
 sig_b64="$(printf '\x30\x44\x02\x20%032d\x02\x20%032d' 1 2 | b64url)"
-seed_text seal_parse realistic "sealv1.2025-06-01T12:03:04Z.$sig_b64.$root_der_b64"
-seed_text seal_parse two-certs "sealv1.2025-06-01T12:03:04Z.$sig_b64.$root_der_b64.$root_der_b64"
-seed_text seal_parse small "sealv1.2025-06-01T12:03:04Z.AQID.BAU.Bg"
+seed_text seal_parse realistic "sealv2.0.2025-06-01T12:03:04Z.$sig_b64.$root_der_b64"
+seed_text seal_parse two-certs "sealv2.1.2025-06-01T12:03:04Z.$sig_b64.$root_der_b64.$root_der_b64"
+seed_text seal_parse small "sealv2.0.2025-06-01T12:03:04Z.AQID.BAU.Bg"
+seed_text seal_parse version-1 "sealv1.2025-06-01T12:03:04Z.AQID.BAU.Bg"
 seed_text spiffe_id_parse taskrun "spiffe://example.org/ns/default/taskrun/build-abc"
 seed_text spiffe_id_parse trust-domain "spiffe://example.org"
 seed_text spiffe_id_parse odd-chars "spiffe://a_b-c.d/A.b-C_d/x"

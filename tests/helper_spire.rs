@@ -71,8 +71,21 @@ impl Workspace {
             .unwrap();
     }
 
-    /// The helper `binary` on this workspace's results, claiming TaskRun `name`.
+    /// The helper `binary` on this workspace's results, claiming attempt 0 of TaskRun
+    /// `name`.
     fn command(&self, spire: &Spire, binary: &Path, name: &str, uid: &str) -> Command {
+        self.command_for_attempt(spire, binary, (name, uid), "0")
+    }
+
+    /// The helper `binary` on this workspace's results, claiming `attempt` (the retry
+    /// count as Tekton substitutes it) of TaskRun `name`.
+    fn command_for_attempt(
+        &self,
+        spire: &Spire,
+        binary: &Path,
+        (name, uid): (&str, &str),
+        attempt: &str,
+    ) -> Command {
         let mut cmd = Command::new(binary);
         cmd.arg("--results-dir")
             .arg(self.results())
@@ -83,6 +96,8 @@ impl Workspace {
                 name,
                 "--taskrun-uid",
                 uid,
+                "--taskrun-retry-count",
+                attempt,
             ])
             .env("SPIFFE_ENDPOINT_SOCKET", spire.workload_socket())
             .env("TMPDIR", self.dir.path().join("tmp"));
@@ -103,9 +118,31 @@ impl Workspace {
         self.verify_with(&bundle_path, spire.trust_domain(), extra)
     }
 
-    fn verify_with(&self, bundle: &Path, trust_domain: &str, extra: &[&str]) -> Output {
+    /// The TaskRun as Tekton would report it once the helper has run.
+    fn taskrun(&self) -> serde_json::Value {
         let meta = Meta::just_completed("default", &self.name, "uid-1");
-        let taskrun = from_results_dir(&self.results(), &meta).unwrap();
+        from_results_dir(&self.results(), &meta).unwrap()
+    }
+
+    /// Runs `tekton-spire verify -o json` on `taskrun` with SPIRE's bundle.
+    fn verify_document(&self, spire: &Spire, taskrun: &serde_json::Value) -> Output {
+        let bundle_path = self.dir.path().join("bundle.json");
+        std::fs::write(&bundle_path, spire.bundle("spiffe").unwrap()).unwrap();
+        let tr_path = self.dir.path().join("taskrun.json");
+        std::fs::write(&tr_path, serde_json::to_vec(taskrun).unwrap()).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_tekton-spire"))
+            .args(["verify", "--output", "json", "--trust-domain"])
+            .arg(spire.trust_domain())
+            .arg("--taskrun")
+            .arg(&tr_path)
+            .arg("--bundle")
+            .arg(&bundle_path)
+            .output()
+            .unwrap()
+    }
+
+    fn verify_with(&self, bundle: &Path, trust_domain: &str, extra: &[&str]) -> Output {
+        let taskrun = self.taskrun();
         let tr_path = self.dir.path().join("taskrun.json");
         std::fs::write(&tr_path, serde_json::to_vec(&taskrun).unwrap()).unwrap();
         Command::new(env!("CARGO_BIN_EXE_tekton-spire"))
@@ -440,5 +477,97 @@ fn an_svid_naming_another_taskrun_is_not_used_to_seal() {
         "{}",
         stderr(&out)
     );
+    assert!(!ws.results().join("TEKTON_SPIRE_SEAL").exists());
+}
+
+/// Issue 13, `retries`: Tekton retries a TaskRun by moving the failed attempt's status,
+/// its sealed results included, to `status.retriesStatus`, and substitutes
+/// `$(context.task.retry-count)` (0, then 1, ...) into the next pod. Each attempt's helper
+/// seals its attempt with the real SVID; the final status verifies, and the first
+/// attempt's sealed results copied into the final status are rejected.
+#[test]
+fn a_seal_copied_from_an_earlier_attempt_is_rejected_and_the_last_attempt_verifies() {
+    let spire = Spire::shared();
+    let ws = Workspace::new("retried");
+    ws.register(spire);
+    let sign = |attempt: &str| {
+        let out = ws
+            .command_for_attempt(spire, &ws.helper(), (&ws.name, "uid-1"), attempt)
+            .args(["--timeout", "30"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "attempt {attempt}: {}", stderr(&out));
+    };
+
+    // Attempt 0 seals its results, then fails; Tekton archives its status.
+    ws.write("IMAGE_DIGEST", "sha256:first-attempt");
+    sign("0");
+    let mut first = ws.taskrun()["status"].clone();
+    first["conditions"] = serde_json::json!([{"type": "Succeeded", "status": "False",
+                                              "reason": "Failed"}]);
+    first["podName"] = "retried-pod".into();
+    // Attempt 1: a new pod, a new results directory, sealed as attempt 1.
+    std::fs::remove_file(ws.results().join("TEKTON_SPIRE_SEAL")).unwrap();
+    ws.write("IMAGE_DIGEST", "sha256:second-attempt");
+    sign("1");
+    let mut last = ws.taskrun();
+    last["status"]["podName"] = "retried-pod-retry1".into();
+    last["status"]["retriesStatus"] = serde_json::json!([first.clone()]);
+
+    let verdict = ws.verify_document(spire, &last);
+    assert_eq!(verdict.status.code(), Some(0), "{}", stderr(&verdict));
+    assert_eq!(json(&verdict)["verdict"], "verified");
+
+    // Whoever writes taskruns/status copies attempt 0's sealed results and run times.
+    let mut copied = last.clone();
+    for field in ["results", "startTime", "completionTime"] {
+        copied["status"][field] = first[field].clone();
+    }
+    let verdict = ws.verify_document(spire, &copied);
+    assert_eq!(verdict.status.code(), Some(1), "{}", stderr(&verdict));
+    assert_eq!(json(&verdict)["reason"]["code"], "seal.attempt-mismatch");
+
+    // Attempt 1's own seal, with the history dropped, names an attempt the status lacks.
+    let mut dropped = last.clone();
+    dropped["status"]
+        .as_object_mut()
+        .unwrap()
+        .remove("retriesStatus");
+    let verdict = ws.verify_document(spire, &dropped);
+    assert_eq!(verdict.status.code(), Some(1), "{}", stderr(&verdict));
+    assert_eq!(json(&verdict)["reason"]["code"], "seal.attempt-mismatch");
+}
+
+#[test]
+fn the_helper_refuses_to_seal_without_the_retry_count_and_says_what_to_pass() {
+    let spire = Spire::shared();
+    let ws = Workspace::new("no-retry-count");
+    let out = Command::new(ws.helper())
+        .arg("--results-dir")
+        .arg(ws.results())
+        .args(["--taskrun-namespace", "default", "--taskrun-name", "b"])
+        .args(["--taskrun-uid", "uid-1", "--timeout", "1"])
+        .env("SPIFFE_ENDPOINT_SOCKET", spire.workload_socket())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--taskrun-retry-count"),
+        "{}",
+        stderr(&out)
+    );
+
+    for (given, advice) in [
+        ("$(context.task.retry-count)", "was not substituted"),
+        ("01", "not a retry count"),
+    ] {
+        let out = ws
+            .command_for_attempt(spire, &ws.helper(), (&ws.name, "uid-1"), given)
+            .args(["--timeout", "1"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{given}: {}", stderr(&out));
+        assert!(stderr(&out).contains(advice), "{given}: {}", stderr(&out));
+    }
     assert!(!ws.results().join("TEKTON_SPIRE_SEAL").exists());
 }

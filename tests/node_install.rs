@@ -330,7 +330,7 @@ fn signing_container(ns: &str, taskrun: &str, uid: &str, timeout_secs: u32) -> V
         "image": "tekton-spire-sign:0.1.0",
         "command": ["/usr/local/bin/tekton-spire-sign"],
         "args": [format!("--taskrun-namespace={ns}"), format!("--taskrun-name={taskrun}"),
-                 format!("--taskrun-uid={uid}"), "--results-dir=/results", "--result=IMAGE_DIGEST:string",
+                 format!("--taskrun-uid={uid}"), "--taskrun-retry-count=0", "--results-dir=/results", "--result=IMAGE_DIGEST:string",
                  format!("--timeout={timeout_secs}")],
         "env": [{"name": "SPIFFE_ENDPOINT_SOCKET", "value": "unix:///spiffe-workload-api/spire-agent.sock"}],
         "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},

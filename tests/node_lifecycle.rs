@@ -438,3 +438,81 @@ fn beside_tektons_own_enforce_nonfalsifiability_only_the_recommended_setting_run
     node.kubectl(&["delete", "namespace", &ns, "--wait=false"])?;
     Ok(())
 }
+
+/// The seal of the TaskRun's results in `status` (or one of its retriesStatus entries).
+fn seal_of(status: &Value) -> &str {
+    status["results"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["name"] == "TEKTON_SPIRE_SEAL"))
+        .and_then(|r| r["value"].as_str())
+        .unwrap_or("")
+}
+
+#[test]
+fn a_retried_taskrun_is_sealed_by_its_last_attempt_and_an_earlier_seal_copied_over_is_rejected()
+-> anyhow::Result<()> {
+    let (node, _turn) = node();
+    let ns = node.namespace("retries")?;
+    // The example Task with one more step after the seal that fails the first attempt: both
+    // attempts seal their results, only the second succeeds.
+    let mut task = example_task(node, &ns)?;
+    task["metadata"]["name"] = json!("flaky-build-and-seal");
+    task["spec"]["steps"]
+        .as_array_mut()
+        .context("steps")?
+        .push(json!({"name": "gate", "image": "tekton-spire.local/busybox:1",
+                     "script": "test \"$(context.task.retry-count)\" != 0\n"}));
+    node.kubectl_stdin(&["apply", "-f", "-"], &task.to_string())?;
+    let names = create(
+        node,
+        vec![example_taskrun(node, &ns, |tr| {
+            tr["spec"]["taskRef"]["name"] = json!("flaky-build-and-seal");
+            tr["spec"]["retries"] = json!(1);
+        })?],
+    )?;
+    let name = &names[0];
+    let tr = judged(node, &ns, name)?;
+    assert_sealed_and_verified(node, &ns, &tr)?;
+    let retries = tr["status"]["retriesStatus"]
+        .as_array()
+        .context("no retriesStatus: the first attempt did not fail")?;
+    assert_eq!(retries.len(), 1, "{retries:?}");
+    let (first, last) = (&retries[0], &tr["status"]);
+    assert_eq!(condition(first, "Succeeded")["status"], "False");
+    assert_ne!(first["podName"], last["podName"]);
+    // Each attempt sealed its own results, with its own attempt number.
+    assert!(seal_of(first).starts_with("sealv2.0."), "{first}");
+    assert!(seal_of(last).starts_with("sealv2.1."), "{last}");
+    // Neither attempt's pod keeps an entry once the TaskRun is done.
+    entries_gone(node, &ns, &names)?;
+
+    // Whoever writes the status copies the first attempt's sealed results (a genuine seal
+    // of this TaskRun, made by its signing step) into the final status.
+    node.kubectl(&[
+        "-n",
+        &ns,
+        "patch",
+        "taskrun",
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &json!({"status": {"results": first["results"]}}).to_string(),
+    ])?;
+    let verdict = node.wait_for("the verdict on the copied results", WAIT, || {
+        let tr = node.taskrun(&ns, name)?;
+        let verdict = condition(&tr, "SignedResultsVerified").clone();
+        Ok((verdict["status"] == "False").then_some(verdict))
+    })?;
+    assert!(
+        verdict["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("seal.attempt-mismatch")),
+        "{verdict}"
+    );
+    let (code, out) = node.verify_taskrun(cli(), TRUST_DOMAIN, &ns, name)?;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("seal.attempt-mismatch"), "{out}");
+    node.kubectl(&["delete", "namespace", &ns, "--wait=false"])?;
+    Ok(())
+}

@@ -45,6 +45,7 @@ fn signed_taskrun(
         .arg(&results_dir)
         .args(["--taskrun-namespace", "default", "--taskrun-name", name])
         .args(["--taskrun-uid", &uid, "--timeout", "30"])
+        .args(["--taskrun-retry-count", "0"])
         .env("SPIFFE_ENDPOINT_SOCKET", spire.workload_socket())
         .output()
         .unwrap();

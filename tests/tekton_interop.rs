@@ -313,7 +313,7 @@ impl Run {
                 "--taskrun-name",
                 &self.name,
             ])
-            .args(["--taskrun-uid", "uid-1"])
+            .args(["--taskrun-uid", "uid-1", "--taskrun-retry-count", "0"])
             .env("SPIFFE_ENDPOINT_SOCKET", agent.workload_socket())
             .output()
             .unwrap();

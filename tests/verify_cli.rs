@@ -215,7 +215,8 @@ fn completions_and_man_pages_come_from_the_flag_definitions() {
         );
     }
     let out = tekton_spire(&dir, &["completions", "bash", "--bin", "tekton-spire-sign"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("--taskrun-uid"));
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(script.contains("--taskrun-uid") && script.contains("--taskrun-retry-count"));
 
     let tmp = tempfile::tempdir().unwrap();
     let out = tekton_spire(&dir, &["man", "--dir", tmp.path().to_str().unwrap()]);
@@ -234,5 +235,78 @@ fn completions_and_man_pages_come_from_the_flag_definitions() {
     assert!(
         verify_page.contains(".TH tekton\\-spire\\-verify")
             || verify_page.contains(".TH tekton-spire-verify")
+    );
+}
+
+/// Tekton's retry, then the copy: a TaskRun retried once (attempt 0's sealed status in
+/// `status.retriesStatus`, attempt 1 sealed in the status) verifies; moving attempt 0's
+/// sealed results, seal and run times into the status, which whoever writes
+/// `taskruns/status` can do, is rejected for the attempt it names, and so is a sealv1,
+/// which binds none, on a retried TaskRun.
+#[test]
+fn a_sealed_result_copied_from_retries_status_into_the_final_status_is_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let retried = vector("retried-pristine.json");
+    let earlier = retried["status"]["retriesStatus"][0].clone();
+    let seal_of = |results: &Value| {
+        results
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "TEKTON_SPIRE_SEAL")
+            .map(|r| r["value"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert!(seal_of(&retried["status"]["results"]).starts_with("sealv2.1."));
+    assert!(seal_of(&earlier["results"]).starts_with("sealv2.0."));
+    let mut copied = retried.clone();
+    for field in ["results", "startTime", "completionTime"] {
+        copied["status"][field] = earlier[field].clone();
+    }
+    let mut earlier_alone = copied.clone();
+    earlier_alone["status"]
+        .as_object_mut()
+        .unwrap()
+        .remove("retriesStatus");
+    for (file, doc) in [
+        ("retried.json", &retried),
+        ("copied.json", &copied),
+        ("earlier-alone.json", &earlier_alone),
+    ] {
+        std::fs::write(tmp.path().join(file), doc.to_string()).unwrap();
+    }
+    let judge = |file: &str| {
+        let out = verify(tmp.path(), &[file], &["-o", "json"]);
+        let line = json_lines(&out).remove(0);
+        (out.status.code(), line)
+    };
+
+    let (code, line) = judge("retried.json");
+    assert_eq!(
+        (code, line["verdict"].as_str()),
+        (Some(0), Some("verified"))
+    );
+    let (code, line) = judge("copied.json");
+    assert_eq!(code, Some(1), "{line}");
+    assert_eq!(line["reason"]["code"], "seal.attempt-mismatch");
+    let message = line["reason"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("attempt 0") && message.contains("attempt 1"),
+        "{message}"
+    );
+    // Attempt 0's seal itself is sound: with the history dropped as well, it verifies
+    // (the limit docs/seal-format.md names in its security considerations).
+    let (code, _) = judge("earlier-alone.json");
+    assert_eq!(code, Some(0));
+
+    let out = verify(
+        &vectors(),
+        &["sealv1-on-retried-taskrun.json"],
+        &["-o", "json"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        json_lines(&out)[0]["reason"]["code"],
+        "seal.attempt-unbound"
     );
 }

@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use tekton_spire::cli::sign::{Args, FormatArg, LogArg};
 use tekton_spire::helper::{self, Config, Output};
 use tekton_spire::telemetry::{self, LogFormat};
@@ -16,11 +17,24 @@ fn main() -> ExitCode {
     });
     let output = match args.format {
         FormatArg::Tekton => Output::Tekton,
-        FormatArg::Seal => Output::Seal {
-            namespace: args.taskrun_namespace.unwrap_or_default(),
-            name: args.taskrun_name.unwrap_or_default(),
-            uid: args.taskrun_uid.unwrap_or_default(),
-        },
+        FormatArg::Seal => {
+            // clap's required_if_eq does not see --format's default, and no default attempt
+            // is safe to assume: a retry sealed as attempt 0 would be rejected.
+            let Some(attempt) = args.taskrun_retry_count else {
+                Args::command()
+                    .error(
+                        ErrorKind::MissingRequiredArgument,
+                        "the seal needs --taskrun-retry-count <N>: pass --taskrun-retry-count=$(context.task.retry-count) in the step's args",
+                    )
+                    .exit()
+            };
+            Output::Seal {
+                namespace: args.taskrun_namespace.unwrap_or_default(),
+                name: args.taskrun_name.unwrap_or_default(),
+                uid: args.taskrun_uid.unwrap_or_default(),
+                attempt,
+            }
+        }
     };
     let mut config = Config::new(output);
     config.results_dir = args.results_dir;

@@ -21,7 +21,8 @@ use crate::helper;
     image: tekton-spire-sign
     args: [--taskrun-namespace=$(context.taskRun.namespace),
            --taskrun-name=$(context.taskRun.name),
-           --taskrun-uid=$(context.taskRun.uid)]
+           --taskrun-uid=$(context.taskRun.uid),
+           --taskrun-retry-count=$(context.task.retry-count)]
 The Task declares one more result, TEKTON_SPIRE_SEAL. Verify with:
   tekton-spire verify --taskrun tr.json --bundle bundle.json --trust-domain example.org"
 )]
@@ -51,6 +52,18 @@ pub struct Args {
     /// it so that the signature cannot be replayed onto a later TaskRun of the same name.
     #[arg(long, value_name = "UID", required_if_eq("format", "seal"))]
     pub taskrun_uid: Option<String>,
+    /// Which attempt of the TaskRun this is: pass $(context.task.retry-count), which Tekton
+    /// sets to 0 for the first attempt and to 1, 2, ... for each retry (`retries:` in the
+    /// TaskRun or PipelineTask). Required for the seal, which binds it so that a sealed
+    /// result cannot be copied from an earlier attempt (status.retriesStatus) into the
+    /// final status. A decimal number, 0 to 999999999, without leading zeros.
+    #[arg(
+        long,
+        value_name = "N",
+        required_if_eq("format", "seal"),
+        value_parser = parse_retry_count
+    )]
+    pub taskrun_retry_count: Option<u32>,
     /// A result to sign, as NAME or NAME:TYPE (TYPE: string, array or object, as the
     /// Task declares it); repeat for each. By default every file in --results-dir is
     /// signed and typed by its text. Name the declared results when a step writes other
@@ -65,6 +78,21 @@ pub struct Args {
     /// Log lines as text or JSON, on stderr.
     #[arg(long, value_enum, default_value_t = LogArg::Text)]
     pub log_format: LogArg,
+}
+
+/// The retry count in the one form Tekton writes it and the seal carries it.
+fn parse_retry_count(text: &str) -> Result<u32, String> {
+    if text.contains("$(") {
+        return Err(format!(
+            "{text:?} was not substituted: pass $(context.task.retry-count) in the step's args (Tekton substitutes it in a Task's steps and StepActions)"
+        ));
+    }
+    tekton_spire_verify::seal::parse_attempt(text).map_err(|_| {
+        format!(
+            "{text:?} is not a retry count: a decimal number from 0 to {} without leading zeros, as $(context.task.retry-count) gives",
+            tekton_spire_verify::seal::MAX_ATTEMPT
+        )
+    })
 }
 
 /// The signature format to write.
@@ -83,4 +111,22 @@ pub enum LogArg {
     Text,
     /// JSON.
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retry_count_is_read_only_in_the_form_tekton_writes() {
+        assert_eq!(parse_retry_count("0"), Ok(0));
+        assert_eq!(parse_retry_count("12"), Ok(12));
+        assert_eq!(parse_retry_count("999999999"), Ok(999_999_999));
+        for bad in ["", "01", "+1", "-1", "1.0", " 1", "1000000000", "x"] {
+            let err = parse_retry_count(bad).unwrap_err();
+            assert!(err.contains("not a retry count"), "{bad:?}: {err}");
+        }
+        let err = parse_retry_count("$(context.task.retry-count)").unwrap_err();
+        assert!(err.contains("was not substituted"), "{err}");
+    }
 }

@@ -11,7 +11,7 @@ mod svid;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tekton_spire_verify::seal::{self, Seal, TaskRunIdentity};
+use tekton_spire_verify::seal::{self, Seal, TaskRunIdentity, Version};
 use tekton_spire_verify::{ResultValue, legacy};
 
 pub use results_dir::{DeclaredType, ResultSpec, ResultsDirError};
@@ -26,8 +26,9 @@ pub const DEFAULT_SOCKET: &str = "unix:///spiffe-workload-api/spire-agent.sock";
 /// Which format to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// The tekton-spire seal: one `TEKTON_SPIRE_SEAL` result binding the TaskRun's
-    /// identity (from `$(context.taskRun.namespace)`, `.name` and `.uid`).
+    /// The tekton-spire seal (`sealv2`): one `TEKTON_SPIRE_SEAL` result binding the
+    /// TaskRun's identity (from `$(context.taskRun.namespace)`, `.name` and `.uid`) and
+    /// attempt (`$(context.task.retry-count)`).
     Seal {
         /// `$(context.taskRun.namespace)`.
         namespace: String,
@@ -35,6 +36,8 @@ pub enum Output {
         name: String,
         /// `$(context.taskRun.uid)`.
         uid: String,
+        /// `$(context.task.retry-count)`: 0 for the first attempt, then 1, 2, ...
+        attempt: u32,
     },
     /// Tekton's TEP-0089 format: `SVID`, `RESULT_MANIFEST` and one `.sig` per result.
     Tekton,
@@ -119,6 +122,7 @@ pub async fn run(config: &Config) -> Result<Signed, Error> {
         namespace,
         name,
         uid,
+        ..
     } = &config.output
     {
         for (field, value) in [("namespace", namespace), ("name", name), ("uid", uid)] {
@@ -169,6 +173,7 @@ pub async fn run(config: &Config) -> Result<Signed, Error> {
             namespace,
             name,
             uid,
+            attempt,
         } => {
             let signed_at = time::OffsetDateTime::now_utc();
             let identity = TaskRunIdentity {
@@ -178,10 +183,11 @@ pub async fn run(config: &Config) -> Result<Signed, Error> {
             };
             let msg = seal::message(
                 identity,
+                Version::V2 { attempt: *attempt },
                 signed_at,
                 results.iter().map(|(n, v)| (n.as_str(), v)),
             );
-            let seal = Seal::new(signed_at, signer.sign(&msg)?, chain);
+            let seal = Seal::new(*attempt, signed_at, signer.sign(&msg)?, chain);
             vec![(seal::RESULT_NAME.to_owned(), seal.encode())]
         }
         Output::Tekton => tekton_files(&signer, &results, &chain)?,

@@ -114,8 +114,8 @@ class Child:
         meta = TaskRunMeta(name=self.name, namespace=NS, uid=self.uid, start=self.start,
                            completion=self.completion)
         leaf = p.leaf(f"leaf-{self.name}", spiffe_id=pki.taskrun_spiffe_id(NS, self.name))
-        sealed = sl.seal(sl.Identity(NS, self.name, self.uid), self.completion, self.results,
-                         leaf)
+        sealed = sl.seal(sl.Identity(NS, self.name, self.uid, len(self.retries_status)),
+                         self.completion, self.results, leaf)
         shown = self.results if results is None else results
         entries = [{"name": n, "type": sl.type_of(v), "value": copy.deepcopy(v)}
                    for n, v in shown.items()]

@@ -44,6 +44,8 @@ UNKNOWN_EXTENSION_OID = "1.3.6.1.4.1.99999.1"
 # The TaskRun runs 12:00:00-12:05:00 (TaskRunMeta's defaults); the signing step seals at
 # 12:04:58; the good SVID lives 11:30-12:30.
 SIGNED_AT = "2025-06-01T12:04:58Z"
+# What a failed first attempt of the retried TaskRun sealed (retry_cases).
+FIRST_DIGEST = "sha256:" + "5e" * 32
 OTHER_UID = "0d9e57b2-8c41-4f3a-b6d0-2a7e9c4f1b88"
 
 # The legacy fixtures' results, as the status shows them (name -> typed value).
@@ -52,7 +54,8 @@ BASE = {e["name"]: e["value"] for e in map(status_entry, gen_fixtures.BASELINE)}
 SIGN_STEP = {"name": "sign", "image": "tekton-spire-sign",
              "args": ["--taskrun-namespace=$(context.taskRun.namespace)",
                       "--taskrun-name=$(context.taskRun.name)",
-                      "--taskrun-uid=$(context.taskRun.uid)"]}
+                      "--taskrun-uid=$(context.taskRun.uid)",
+                      "--taskrun-retry-count=$(context.task.retry-count)"]}
 
 
 # ---------------------------------------------------------------- PKI
@@ -179,15 +182,19 @@ class Sealing:
     api: str = V1
     signed_at: str = SIGNED_AT
     key: object = None  # signs instead of the leaf's key (a bad variant)
-    payload_type: str = sl.PAYLOAD_TYPE
+    payload_type: str | None = None  # the version's own, unless a bad variant sets one
     signer_identity: sl.Identity | None = None  # what the step was told, if not meta
+    version: int = 2  # 1: a seal as the signing step made it before sealv2
+    # The statuses of earlier attempts, as Tekton moves them to status.retriesStatus; the
+    # signing step of this attempt was told $(context.task.retry-count) = their number.
+    retries_status: list = field(default_factory=list)
 
     @cached_property
     def sealed(self) -> sl.Sealed:
-        identity = self.signer_identity or sl.Identity(self.meta.namespace, self.meta.name,
-                                                       self.meta.uid)
+        identity = self.signer_identity or sl.Identity(
+            self.meta.namespace, self.meta.name, self.meta.uid, len(self.retries_status))
         return sl.seal(identity, self.signed_at, self.results, self.leaf, self.intermediates,
-                       self.payload_type, self.key)
+                       self.payload_type, self.key, self.version)
 
     def entries(self, seal_value: str | None = None) -> list[dict]:
         """The status list: every result and the seal, sorted by name as Tekton does."""
@@ -203,7 +210,23 @@ class Sealing:
         doc = taskrun_document(self.api, self.meta, declared,
                                self.entries() if entries is None else entries)
         doc["status"]["taskSpec"]["steps"].append(copy.deepcopy(SIGN_STEP))
+        if self.retries_status:
+            doc["status"]["podName"] += f"-retry{len(self.retries_status)}"
+            doc["status"]["retriesStatus"] = copy.deepcopy(self.retries_status)
         return doc
+
+    def attempt_status(self) -> dict:
+        """This attempt's status as Tekton archives it in status.retriesStatus when it
+        retries the TaskRun: failed, with its sealed results."""
+        doc = self.document()
+        status = {k: doc["status"][k] for k in ("conditions", "podName", "startTime",
+                                                 "completionTime")}
+        status["conditions"] = [{**status["conditions"][0], "status": "False",
+                                 "reason": "Failed", "message": "\"step-sign\" exited "
+                                 "with code 0; the pod failed after it"}]
+        key = "results" if self.api == V1 else "taskResults"
+        status[key] = doc["status"][key]
+        return status
 
 
 def find(entries, name):
@@ -246,8 +269,12 @@ def swap(entries, a, b):
     return out
 
 
+# The dot-separated fields of a sealv2: tag, attempt, time, signature, leaf, intermediates.
+ATTEMPT, TIME, SIGNATURE, LEAF = 1, 2, 3, 4
+
+
 def edit_seal(value: str, index: int, new: str) -> str:
-    """The seal with dot-separated field `index` replaced (0 tag, 1 time, 2 signature, 3+)."""
+    """The seal with dot-separated field `index` replaced (ATTEMPT, TIME, ...)."""
     fields = value.split(".")
     fields[index] = new
     return ".".join(fields)
@@ -328,10 +355,10 @@ class Case:
         return json.dumps(self.content, indent=2) + "\n"
 
 
-def accept(name, note, scenario: Sealing, content=None, **kw):
+def accept(name, note, scenario: Sealing, content=None, message=None, **kw):
     return Case(name, "accept", None, note,
                 scenario.document() if content is None else content,
-                message=scenario.sealed.message, **kw)
+                message=scenario.sealed.message if message is None else message, **kw)
 
 
 def reject(name, reason, note, content, **kw):
@@ -371,7 +398,7 @@ def pristine_cases(p: SealPki) -> list[Case]:
         accept("ecdsa-high-s", "pristine-v1-json with the ECDSA signature replaced by its "
                "other valid form (r, n-s): verifiers must not demand low-S.",
                base, content=base.document(base.entries(edit_seal(
-                   base.sealed.value, 2, sl.b64url(sl.negate_s(base.sealed.signature)))))),
+                   base.sealed.value, SIGNATURE, sl.b64url(sl.negate_s(base.sealed.signature)))))),
     ]
 
 
@@ -440,20 +467,20 @@ def tamper_cases(p: SealPki) -> list[Case]:
         reject("signed-at-edited-inside-run", "signature.invalid", "pristine-v1-json with the "
                "seal's time edited to 12:04:59, still inside the run: the time is signed, so "
                "the signature fails (step 16).", base.document(base.entries(
-                   edit_seal(value, 1, "2025-06-01T12:04:59Z")))),
+                   edit_seal(value, TIME, "2025-06-01T12:04:59Z")))),
         reject("signed-at-edited-outside-run", "seal.time-outside-run", "pristine-v1-json with "
                "the seal's time edited to 12:07:00: the time window (step 6) is checked before "
                "the signature (step 16).", base.document(base.entries(
-                   edit_seal(value, 1, "2025-06-01T12:07:00Z")))),
+                   edit_seal(value, TIME, "2025-06-01T12:07:00Z")))),
         reject("signature-by-other-key", "signature.invalid", "pristine-v1-json with the seal's "
                "signature replaced by a signature of the same message by another key.",
-               base.document(base.entries(edit_seal(value, 2, sl.b64url(stolen))))),
+               base.document(base.entries(edit_seal(value, SIGNATURE, sl.b64url(stolen))))),
         reject("wrong-payload-type", "signature.invalid", "pristine-v1-json sealed with the "
                "DSSE payload type application/vnd.in-toto+json: the type is signed.",
                replace(base, payload_type="application/vnd.in-toto+json").document()),
         reject("body-signed-without-pae", "signature.invalid", "pristine-v1-json whose "
                "signature covers the canonical body alone, without the DSSE envelope.",
-               base.document(base.entries(edit_seal(value, 2, sl.b64url(sl.sign(
+               base.document(base.entries(edit_seal(value, SIGNATURE, sl.b64url(sl.sign(
                    base.sealed.message.split(b" ", 4)[4], p.good_leaf.key)))))),
         accept("seal-and-tekton-material", "pristine-v1-json whose status also carries "
                "Tekton-format material (SVID, RESULT_MANIFEST, .sig results), sealed with the "
@@ -464,10 +491,10 @@ def tamper_cases(p: SealPki) -> list[Case]:
                "plus valid Tekton-format material added after sealing: the seal wins and does "
                "not cover it.", base.document(add(e, *legacy_material))),
         reject("seal-malformed-beside-valid-tekton-material", "material.malformed",
-               "seal-and-unsealed-tekton-material with the seal's tag changed to sealv2: no "
+               "seal-and-unsealed-tekton-material with the seal's tag changed to sealv3: no "
                "fallback to the Tekton format once a seal is present.", base.document(
                    set_value(add(e, *legacy_material), sl.RESULT_NAME,
-                             edit_seal(value, 0, "sealv2")))),
+                             edit_seal(value, 0, "sealv3")))),
     ]
 
 
@@ -479,8 +506,8 @@ def material_cases(p: SealPki) -> list[Case]:
     def with_seal(text: str) -> dict:
         return base.document(base.entries(text))
 
-    bad_bits = next(filter(None, (noncanonical(f) for f in fields[2:])))
-    bad_index = next(i for i, f in enumerate(fields) if i >= 2 and noncanonical(f))
+    bad_bits = next(filter(None, (noncanonical(f) for f in fields[SIGNATURE:])))
+    bad_index = next(i for i, f in enumerate(fields) if i >= SIGNATURE and noncanonical(f))
     via_int = Sealing(p.via_intermediate, intermediates=(p.intermediate,))
     nine = via_int.sealed.value + ("." + sl.b64url(sl.der(p.intermediate.cert))) * 7
     legacy_doc = gen_fixtures.Scenario(p.good_leaf).document()
@@ -492,18 +519,18 @@ def material_cases(p: SealPki) -> list[Case]:
                    value[:len(value) // 2])),
         reject("seal-garbled-base64", "material.malformed", "pristine-v1-json with a '+' "
                "(standard alphabet) in the signature field.", with_seal(
-                   edit_seal(value, 2, "+" + fields[2][1:]))),
+                   edit_seal(value, SIGNATURE, "+" + fields[SIGNATURE][1:]))),
         reject("seal-base64-padded", "material.malformed", "pristine-v1-json with '=' padding "
                "added to the leaf certificate field.", with_seal(edit_seal(
-                   value, 3, fields[3] + "=" * (-len(fields[3]) % 4 or 4)))),
+                   value, LEAF, fields[LEAF] + "=" * (-len(fields[LEAF]) % 4 or 4)))),
         reject("seal-base64-noncanonical", "material.malformed", "pristine-v1-json with an "
                f"unused trailing bit set in field {bad_index} (the same bytes, non-canonical "
                "base64url).", with_seal(edit_seal(value, bad_index, bad_bits))),
-        reject("seal-wrong-tag", "material.malformed", "pristine-v1-json with the tag sealv2.",
-               with_seal(edit_seal(value, 0, "sealv2"))),
+        reject("seal-wrong-tag", "material.malformed", "pristine-v1-json with the tag sealv3.",
+               with_seal(edit_seal(value, 0, "sealv3"))),
         reject("seal-missing-certificate", "material.malformed", "pristine-v1-json with the "
-               "certificate field removed (tag, time and signature only).",
-               with_seal(".".join(fields[:3]))),
+               "certificate field removed (tag, attempt, time and signature only).",
+               with_seal(".".join(fields[:LEAF]))),
         reject("seal-not-a-string", "material.malformed", "pristine-v1-json with the seal "
                "shown as an array holding the seal string (type array).", base.document(
                    set_value(base.entries(), sl.RESULT_NAME, [value], "array"))),
@@ -511,10 +538,10 @@ def material_cases(p: SealPki) -> list[Case]:
                "after the seal: the value is not trimmed.", with_seal(value + "\n")),
         reject("signed-at-offset-form", "material.malformed", "pristine-v1-json with the time "
                "written 2025-06-01T12:04:58+00:00.", with_seal(
-                   edit_seal(value, 1, "2025-06-01T12:04:58+00:00"))),
+                   edit_seal(value, TIME, "2025-06-01T12:04:58+00:00"))),
         reject("signed-at-year-sign", "material.malformed", "pristine-v1-json with the time "
                "written +2025-06-01T12:04:58Z: the year is exactly four digits.", with_seal(
-                   edit_seal(value, 1, "+" + SIGNED_AT))),
+                   edit_seal(value, TIME, "+" + SIGNED_AT))),
         reject("seal-too-long", "material.malformed", "pristine-v1-json with a 16384-character "
                "certificate field appended: the seal exceeds 16384 bytes.",
                with_seal(value + "." + "A" * 16384)),
@@ -523,7 +550,7 @@ def material_cases(p: SealPki) -> list[Case]:
                via_int.document(via_int.entries(nine))),
         reject("certificate-not-der", "material.malformed", "pristine-v1-json with the leaf "
                "field the base64url of 'not a certificate'.", with_seal(
-                   edit_seal(value, 3, sl.b64url(b"not a certificate")))),
+                   edit_seal(value, LEAF, sl.b64url(b"not a certificate")))),
         reject("require-format-tekton", "format.not-allowed", "pristine-v1-json verified with "
                "--require-format tekton.", base.document(), args=["--require-format", "tekton"]),
         reject("tekton-format-require-seal", "format.not-allowed", "The legacy fixtures' "
@@ -568,6 +595,80 @@ def run_cases(p: SealPki) -> list[Case]:
         reject("clock-skew-zero", "seal.time-outside-run", "signed-at-skew-before-start "
                "verified with --clock-skew 0.", skew_early.document(),
                args=["--clock-skew", "0"]),
+    ]
+
+
+def retry_cases(p: SealPki) -> list[Case]:
+    """Section 9.2, step 5: a sealv2 binds its attempt, which must be the number of entries
+    of status.retriesStatus; a sealv1 binds none and is refused on a retried TaskRun."""
+    def first_attempt(api: str = V1) -> Sealing:
+        # Attempt 0 ran 11:50-11:55, sealed its own IMAGE_DIGEST at 11:54:58, then failed.
+        return Sealing(p.good_leaf, api=api, results={**BASE, "IMAGE_DIGEST": FIRST_DIGEST},
+                       meta=TaskRunMeta(start="2025-06-01T11:50:00Z",
+                                        completion="2025-06-01T11:55:00Z"),
+                       signed_at="2025-06-01T11:54:58Z")
+
+    def retried(api: str = V1, version: int = 2) -> Sealing:
+        return Sealing(p.good_leaf, api=api, version=version,
+                       retries_status=[first_attempt(api).attempt_status()])
+
+    final = retried()
+    doc = final.document()
+    earlier = doc["status"]["retriesStatus"][0]
+    copied = with_status(doc, results=earlier["results"], startTime=earlier["startTime"],
+                         completionTime=earlier["completionTime"])
+    copied_seal = find(earlier["results"], sl.RESULT_NAME)["value"]
+    copied_edited = with_status(copied, results=set_value(
+        earlier["results"], sl.RESULT_NAME, edit_seal(copied_seal, ATTEMPT, "1")))
+    leading_zero = final.document(final.entries(edit_seal(final.sealed.value, ATTEMPT, "01")))
+    base = Sealing(p.good_leaf)
+    v2_fields = base.sealed.value.split(".")
+    downgraded = ".".join(["sealv1"] + v2_fields[TIME:])
+    return [
+        accept("retried-pristine", "pristine-v1-json retried once: status.retriesStatus holds "
+               "attempt 0 (11:50-11:55, failed after sealing its own IMAGE_DIGEST), and the "
+               "status is attempt 1's (pod build-abc-pod-retry1), sealed with attempt 1.",
+               final),
+        accept("retried-v1beta1", "retried-pristine as tekton.dev/v1beta1 (status.taskResults, "
+               "in retriesStatus too).", retried(V1BETA1)),
+        reject("attempt-copied-from-retries-status", "seal.attempt-mismatch", "retried-pristine "
+               "with status.results, startTime and completionTime replaced by attempt 0's "
+               "from status.retriesStatus: its seal verifies in every other respect, but binds "
+               "attempt 0 and the status reports attempt 1.", copied),
+        reject("attempt-edited-to-match", "signature.invalid", "attempt-copied-from-retries-"
+               "status with the copied seal's attempt field edited from 0 to 1: the attempt "
+               "is signed.", copied_edited),
+        reject("retries-status-dropped", "seal.attempt-mismatch", "retried-pristine without "
+               "status.retriesStatus: the seal binds attempt 1, the status reports attempt 0.",
+               with_status(doc, retriesStatus=None)),
+        accept("retries-status-dropped-with-attempt-copied", "attempt-copied-from-retries-"
+               "status without status.retriesStatus: accepted. A status writer who rewrites "
+               "the whole history can present a sealed earlier attempt as the only one; "
+               "section 12 names this limit.", final, content=with_status(
+                   copied, retriesStatus=None), message=first_attempt().sealed.message),
+        reject("attempt-leading-zero", "material.malformed", "retried-pristine with the "
+               "seal's attempt written 01: an attempt has one form, without leading zeros.",
+               leading_zero),
+        reject("retries-status-not-an-array", "status.malformed", "retried-pristine with "
+               "status.retriesStatus an object holding attempt 0's status under the key 0.",
+               with_status(doc, retriesStatus={"0": earlier})),
+        reject("retries-status-entry-not-an-object", "status.malformed", "retried-pristine "
+               "with status.retriesStatus holding the string build-abc-pod instead of "
+               "attempt 0's status.", with_status(doc, retriesStatus=["build-abc-pod"])),
+        accept("retries-status-null", "pristine-v1-json with status.retriesStatus null: read "
+               "as absent, so attempt 0.", base,
+               content=with_status(base.document(), retriesStatus=NULL)),
+        accept("sealv1-pristine", "pristine-v1-json sealed as version 1 (tag sealv1, no "
+               "attempt, payload type ...seal.v1+json), as the signing step did before "
+               "sealv2: still verified on a TaskRun never retried.",
+               Sealing(p.good_leaf, version=1)),
+        reject("sealv1-on-retried-taskrun", "seal.attempt-unbound", "retried-pristine sealed "
+               "as version 1: a sealv1 binds no attempt, so it could be any attempt's.",
+               retried(version=1).document()),
+        reject("sealv2-downgraded-to-sealv1", "signature.invalid", "pristine-v1-json with the "
+               "seal rewritten as a sealv1 (tag sealv1, attempt field removed): the version "
+               "is signed, through the payload type and the body.",
+               base.document(base.entries(downgraded))),
     ]
 
 
@@ -943,7 +1044,7 @@ def reading_cases(p: SealPki) -> list[Case]:
 
 def all_cases(p: SealPki) -> list[Case]:
     cases = [c for group in (pristine_cases, value_cases, tamper_cases, material_cases,
-                             run_cases, chain_cases, path_validation_cases, svid_cases,
+                             run_cases, retry_cases, chain_cases, path_validation_cases, svid_cases,
                              identity_cases, invalid_cases, status_cases, profile_cases)
              for c in group(p)]
     names = [c.name for c in cases]

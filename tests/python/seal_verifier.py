@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent verifier of the tekton-spire seal, version 1.
+"""Independent verifier of the tekton-spire seal, versions 2 and 1.
 
 Written from docs/seal-format.md alone (plus the test vectors' manifest), to show
 whether that specification is enough to build a verifier. It does not share code
@@ -45,8 +45,11 @@ from cryptography.x509.oid import ExtensionOID
 # --------------------------------------------------------------------------------------
 
 SEAL_RESULT = "TEKTON_SPIRE_SEAL"  # section 2
-SEAL_TAG = "sealv1"  # section 3.1
-PAYLOAD_TYPE = b"application/vnd.tekton-spire.seal.v1+json"  # section 6
+SEAL_TAG = "sealv2"  # section 3.1
+SEAL_TAG_V1 = "sealv1"  # section 3.1
+PAYLOAD_TYPE = b"application/vnd.tekton-spire.seal.v2+json"  # section 6
+PAYLOAD_TYPE_V1 = b"application/vnd.tekton-spire.seal.v1+json"  # section 6
+MAX_ATTEMPT_DIGITS = 9  # section 3.1
 MAX_SEAL_BYTES = 16384  # section 3.1
 MAX_CERTS = 8  # section 3.1
 MAX_DOC_BYTES = 3145728  # section 9.1
@@ -533,6 +536,7 @@ class TaskRun:
     start: int | None  # nanoseconds since the epoch (section 9.1.4)
     completion: int | None
     results: list[Result] = field(default_factory=list)
+    earlier_attempts: int = 0  # entries of status.retriesStatus (section 4)
 
 
 def _absent(d: dict, key: str) -> bool:
@@ -638,6 +642,10 @@ def taskrun_from_doc(doc: Any) -> TaskRun:
                     or not (_absent(e, "type") or isinstance(e["type"], str))
                     or "value" not in e):
                 raise malformed("status.%s holds a malformed entry" % other_key)
+    # Section 4: status.retriesStatus, absent or an array of objects; only its length counts.
+    retries = [] if _absent(status, "retriesStatus") else status["retriesStatus"]
+    if not isinstance(retries, list) or not all(isinstance(r, dict) for r in retries):
+        raise malformed("status.retriesStatus is not an array of objects")
     entries = [] if _absent(status, list_key) else status[list_key]
     if not isinstance(entries, list):
         raise malformed("status.%s is not a list" % list_key)
@@ -665,7 +673,7 @@ def taskrun_from_doc(doc: Any) -> TaskRun:
             raise malformed("two results named %r" % rname)
         seen.add(rname)
         results.append(Result(rname, declared, vtype, e["value"]))
-    return TaskRun(name, namespace, uid, times[0], times[1], results)
+    return TaskRun(name, namespace, uid, times[0], times[1], results, len(retries))
 
 
 # --------------------------------------------------------------------------------------
@@ -1323,6 +1331,7 @@ def decode_b64url_canonical(s: str) -> bytes | None:
 
 @dataclass
 class SealValue:
+    attempt: str | None  # the attempt's text in a sealv2, None in a sealv1
     signed_at: str
     signed_at_epoch: int
     signature: bytes
@@ -1335,9 +1344,17 @@ def parse_seal(value: Any) -> SealValue | None:
     if len(value.encode("utf-8")) > MAX_SEAL_BYTES:
         return None
     fields = value.split(".")
-    if len(fields) < 4 or len(fields) > 3 + MAX_CERTS:
+    if fields[0] == SEAL_TAG:
+        if len(fields) < 2 or not re.fullmatch(r"0|[1-9][0-9]{0,%d}" % (MAX_ATTEMPT_DIGITS - 1),
+                                               fields[1], re.ASCII):
+            return None
+        attempt, fields = fields[1], fields[1:]
+    elif fields[0] == SEAL_TAG_V1:
+        attempt = None
+    else:
         return None
-    if fields[0] != SEAL_TAG:
+    # fields: tag (or attempt), time, signature, 1 to 8 certificates.
+    if len(fields) < 4 or len(fields) > 3 + MAX_CERTS:
         return None
     t = parse_signed_at(fields[1])
     if t is None:
@@ -1345,7 +1362,7 @@ def parse_seal(value: Any) -> SealValue | None:
     decoded = [decode_b64url_canonical(f) for f in fields[2:]]
     if any(d is None for d in decoded):
         return None
-    return SealValue(fields[1], t, decoded[0], decoded[1:])
+    return SealValue(attempt, fields[1], t, decoded[0], decoded[1:])
 
 
 # --------------------------------------------------------------------------------------
@@ -1358,17 +1375,22 @@ def covered_results(tr: TaskRun) -> list[Result]:
     return sorted(cov, key=lambda r: r.name.encode("utf-8"))
 
 
-def build_body(tr: TaskRun, signed_at: str) -> bytes:
+def build_body(tr: TaskRun, signed_at: str, attempt: str | None) -> bytes:
+    """The body of a sealv2 made in `attempt`, or of a sealv1 when attempt is None."""
+    task_run = {"name": tr.name, "namespace": tr.namespace, "uid": tr.uid if tr.uid is not None else ""}
+    if attempt is not None:
+        task_run["attempt"] = attempt
     body = {
         "results": [{"name": r.name, "type": r.type, "value": r.value} for r in covered_results(tr)],
         "signedAt": signed_at,
-        "taskRun": {"name": tr.name, "namespace": tr.namespace, "uid": tr.uid if tr.uid is not None else ""},
+        "taskRun": task_run,
     }
     return jcs_bytes(body)
 
 
-def build_message(tr: TaskRun, signed_at: str) -> bytes:
-    return pae(PAYLOAD_TYPE, build_body(tr, signed_at))
+def build_message(tr: TaskRun, signed_at: str, attempt: str | None) -> bytes:
+    payload_type = PAYLOAD_TYPE_V1 if attempt is None else PAYLOAD_TYPE
+    return pae(payload_type, build_body(tr, signed_at, attempt))
 
 
 # --------------------------------------------------------------------------------------
@@ -1421,6 +1443,15 @@ def verify(tr: TaskRun, roots: list[Cert], trust_domain: str, require_format: st
     # 5. UID.
     if tr.uid is None or tr.uid == "":
         raise Rejected("taskrun.no-uid", "metadata.uid absent or empty")
+    # 5, attempt: the seal's attempt is the number of entries of status.retriesStatus; a
+    # sealv1 binds none and is accepted only when there are none.
+    if seal.attempt is None:
+        if tr.earlier_attempts > 0:
+            raise Rejected("seal.attempt-unbound", "a sealv1 on a TaskRun retried %d times"
+                           % tr.earlier_attempts)
+    elif int(seal.attempt) != tr.earlier_attempts:
+        raise Rejected("seal.attempt-mismatch", "the seal's attempt %s, the status's %d"
+                       % (seal.attempt, tr.earlier_attempts))
 
     # 6. Signing time within the run (exact: times are nanoseconds, section 9.1.4).
     t = seal.signed_at_epoch
@@ -1541,7 +1572,7 @@ def verify(tr: TaskRun, roots: list[Cert], trust_domain: str, require_format: st
         raise Rejected("signature.algorithm", "the leaf's key is not P-256 or RSA 2048-8192")
 
     # 16. Signature. A key section 7 cannot use verifies nothing.
-    msg = build_message(tr, seal.signed_at)
+    msg = build_message(tr, seal.signed_at, seal.attempt)
     sig = seal.signature
     try:
         key = _usable_key(leaf)

@@ -33,7 +33,8 @@ from tsfixtures import seal as sl  # noqa: E402
 COMMITTED = gen_seal_vectors.DEFAULT_OUT
 DOC = HERE.parents[1] / "docs" / "seal-format.md"
 SEAL = "TEKTON_SPIRE_SEAL"
-PAYLOAD_TYPE = b"application/vnd.tekton-spire.seal.v1+json"
+PAYLOAD_TYPES = {"sealv2": b"application/vnd.tekton-spire.seal.v2+json",
+                 "sealv1": b"application/vnd.tekton-spire.seal.v1+json"}
 
 # The codes docs/seal-format.md lists; a case may expect no other.
 REJECT_CODES = {
@@ -42,7 +43,8 @@ REJECT_CODES = {
     "chain.untrusted", "chain.signature", "chain.issuer-not-ca", "chain.extra-certificate",
     "chain.not-yet-valid", "chain.expired", "svid.uri-san", "svid.ca", "svid.key-usage",
     "identity.trust-domain", "identity.mismatch", "signature.algorithm", "signature.invalid",
-    "chain.path-length", "chain.name-constraints",
+    "chain.path-length", "chain.name-constraints", "seal.attempt-mismatch",
+    "seal.attempt-unbound",
 }
 INVALID_CODES = {"input.read", "input.empty", "input.too-large", "input.syntax",
                  "input.not-taskrun", "bundle.invalid", "input.trust-domain"}
@@ -71,6 +73,15 @@ REQUIRED = {
     "seal-wrong-tag": ("reject", "material.malformed"),
     "seal-missing-certificate": ("reject", "material.malformed"),
     "seal-not-a-string": ("reject", "material.malformed"),
+    "retried-pristine": ("accept", None), "retried-v1beta1": ("accept", None),
+    "attempt-copied-from-retries-status": ("reject", "seal.attempt-mismatch"),
+    "attempt-edited-to-match": ("reject", "signature.invalid"),
+    "retries-status-dropped": ("reject", "seal.attempt-mismatch"),
+    "attempt-leading-zero": ("reject", "material.malformed"),
+    "retries-status-not-an-array": ("reject", "status.malformed"),
+    "sealv1-pristine": ("accept", None),
+    "sealv1-on-retried-taskrun": ("reject", "seal.attempt-unbound"),
+    "sealv2-downgraded-to-sealv1": ("reject", "signature.invalid"),
     "chain-extra-certificate": ("reject", "chain.extra-certificate"),
     "chain-missing-intermediate": ("reject", "chain.untrusted"),
     "untrusted-bundle": ("reject", "chain.untrusted"),
@@ -100,6 +111,7 @@ GRAMMAR_BAD = {
     "seal-wrong-tag", "seal-missing-certificate", "seal-trailing-newline",
     "signed-at-offset-form", "signed-at-year-sign", "seal-too-long",
     "seal-too-many-certificates", "seal-malformed-beside-valid-tekton-material",
+    "attempt-leading-zero",
 }
 
 # Cases where only the signature is wrong: the chain is good, the message is not.
@@ -107,7 +119,8 @@ SIGNATURE_ONLY = {
     "comma-string-retyped-as-array", "tampered-string", "tampered-array", "tampered-object",
     "swapped-values", "result-added", "result-removed", "replayed-onto-new-uid",
     "signed-at-edited-inside-run", "signature-by-other-key", "wrong-payload-type",
-    "body-signed-without-pae", "seal-and-unsealed-tekton-material",
+    "body-signed-without-pae", "seal-and-unsealed-tekton-material", "attempt-edited-to-match",
+    "sealv2-downgraded-to-sealv1",
 }
 
 
@@ -162,8 +175,9 @@ def seal_of(doc: dict):
 
 # ---------------------------------------------------------------- a second implementation
 
-GRAMMAR = re.compile(r"sealv1\.(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\.([A-Za-z0-9_-]+)"
-                     r"((?:\.[A-Za-z0-9_-]+){1,8})")
+GRAMMAR = re.compile(r"(?:sealv2\.(0|[1-9][0-9]{0,8})|sealv1)"
+                     r"\.([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)"
+                     r"\.([A-Za-z0-9_-]+)((?:\.[A-Za-z0-9_-]+){1,8})")
 
 
 def b64url_strict(text: str) -> bytes | None:
@@ -177,24 +191,25 @@ def b64url_strict(text: str) -> bytes | None:
     return data if data and canonical == text else None
 
 
-def parse_seal(value) -> tuple[str, bytes, list[bytes]] | None:
-    """(signed-at, signature, chain) if value follows section 3.1, else None."""
+def parse_seal(value) -> tuple[str, bytes, list[bytes], str | None] | None:
+    """(signed-at, signature, chain, attempt) if value follows section 3.1, else None;
+    attempt is None for a sealv1."""
     if not isinstance(value, str) or len(value.encode()) > 16384:
         return None
     m = GRAMMAR.fullmatch(value)
     if not m:
         return None
     try:
-        dt.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%SZ")
+        dt.datetime.strptime(m.group(2), "%Y-%m-%dT%H:%M:%SZ")
     except ValueError:
         return None
-    parts = [b64url_strict(f) for f in [m.group(2)] + m.group(3)[1:].split(".")]
+    parts = [b64url_strict(f) for f in [m.group(3)] + m.group(4)[1:].split(".")]
     if any(p is None for p in parts):
         return None
-    return m.group(1), parts[0], parts[1:]
+    return m.group(2), parts[0], parts[1:], m.group(1)
 
 
-def rebuild(doc: dict, signed_at: str) -> bytes:
+def rebuild(doc: dict, signed_at: str, attempt: str | None) -> bytes:
     """The message of section 6, from the status, with Python's own JSON encoder."""
     def shape(v):
         return {str: "string", list: "array", dict: "object"}[type(v)]
@@ -207,14 +222,16 @@ def rebuild(doc: dict, signed_at: str) -> bytes:
     covered = sorted((e for e in entries(doc) if e["name"] != SEAL),
                      key=lambda e: e["name"].encode())
     md = doc["metadata"]
+    task_run = {"name": md["name"], "namespace": "default" if md.get("namespace")
+                is None else md["namespace"], "uid": md["uid"]}
+    if attempt is not None:
+        task_run = {"attempt": attempt, **task_run}  # "attempt" sorts first
     body = {"results": [{"name": e["name"], "type": shape(e["value"]),
                          "value": utf16_sorted(e["value"])} for e in covered],
-            "signedAt": signed_at,
-            "taskRun": {"name": md["name"], "namespace": "default" if md.get("namespace")
-                        is None else md["namespace"],
-                        "uid": md["uid"]}}
+            "signedAt": signed_at, "taskRun": task_run}
     raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    return b"DSSEv1 %d %s %d %s" % (len(PAYLOAD_TYPE), PAYLOAD_TYPE, len(raw), raw)
+    payload_type = PAYLOAD_TYPES["sealv1" if attempt is None else "sealv2"]
+    return b"DSSEv1 %d %s %d %s" % (len(payload_type), payload_type, len(raw), raw)
 
 
 def signature_verifies(leaf: x509.Certificate, message: bytes, signature: bytes) -> bool:
@@ -336,7 +353,7 @@ def test_the_worked_example_is_the_vector(generated):
     assert hashlib.sha256(message).hexdigest() in DOC.read_text(encoding="utf-8")
     doc = load(out, cases(generated)["worked-example"])
     assert doc_block("worked-example-seal") == seal_of(doc)
-    assert rebuild(doc, "2025-06-01T12:04:58Z") == message
+    assert rebuild(doc, "2025-06-01T12:04:58Z", "0") == message
 
 
 # ---------------------------------------------------------------- signatures and chains
@@ -349,8 +366,8 @@ def test_accepted_cases_verify_with_a_second_verifier(generated):
         doc = load(out, case)
         parsed = parse_seal(seal_of(doc))
         assert parsed, case["name"]
-        signed_at, signature, chain = parsed
-        message = rebuild(doc, signed_at)
+        signed_at, signature, chain, attempt = parsed
+        message = rebuild(doc, signed_at, attempt)
         assert message == (out / f"messages/{case['name']}.pae").read_bytes(), case["name"]
         leaf = x509.load_der_x509_certificate(chain[0])
         assert signature_verifies(leaf, message, signature), case["name"]
@@ -366,10 +383,10 @@ def test_signature_cases_break_only_the_signature(generated):
         case = by_name[name]
         assert case["reason"] == "signature.invalid", name
         doc = load(out, case)
-        signed_at, signature, chain = parse_seal(seal_of(doc))
+        signed_at, signature, chain, attempt = parse_seal(seal_of(doc))
         assert chain_ok(chain, roots_of(out, case["bundles"]), signed_at), name
         leaf = x509.load_der_x509_certificate(chain[0])
-        assert not signature_verifies(leaf, rebuild(doc, signed_at), signature), name
+        assert not signature_verifies(leaf, rebuild(doc, signed_at, attempt), signature), name
 
 
 def test_seal_strings_break_the_grammar_exactly_where_claimed(generated):
@@ -427,19 +444,21 @@ def test_cases_that_only_fail_a_later_check_are_otherwise_sound(generated):
     out, _ = generated
     for name in ["p384-leaf", "rsa-1024-leaf", "renamed-taskrun", "other-namespace",
                  "svid-of-other-taskrun", "svid-ca", "svid-expired", "empty-uid",
-                 "signed-at-year-sign", "duplicate-json-key"]:
+                 "signed-at-year-sign", "duplicate-json-key",
+                 "attempt-copied-from-retries-status", "retries-status-dropped",
+                 "sealv1-on-retried-taskrun"]:
         doc = load(out, cases(generated)[name])
         value = seal_of(doc)
         if name == "signed-at-year-sign":
             value = value.replace(".+2025-", ".2025-", 1)
-        signed_at, signature, chain = parse_seal(value)
+        signed_at, signature, chain, attempt = parse_seal(value)
         leaf = x509.load_der_x509_certificate(chain[0])
         if name in {"renamed-taskrun", "other-namespace", "empty-uid"}:
             doc = load(out, cases(generated)["pristine-v1-json"])
         if name == "svid-of-other-taskrun":
             doc = dict(doc, metadata={"name": "build-other", "namespace": "default",
                                       "uid": gen_seal_vectors.OTHER_UID})
-        assert signature_verifies(leaf, rebuild(doc, signed_at), signature), name
+        assert signature_verifies(leaf, rebuild(doc, signed_at, attempt), signature), name
 
 
 # ---------------------------------------------------------------- the canonical encoding

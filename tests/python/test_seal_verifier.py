@@ -66,7 +66,7 @@ def test_rebuilt_message_matches_pae_file(case):
     parsed = sv.parse_seal(seal.value)
     assert parsed is not None
     expected = (VECTORS / "messages" / (case["name"] + ".pae")).read_bytes()
-    assert sv.build_message(tr, parsed.signed_at) == expected
+    assert sv.build_message(tr, parsed.signed_at, parsed.attempt) == expected
 
 
 def _spec_block(marker: str) -> str:
@@ -82,16 +82,16 @@ def test_worked_example_matches_spec():
     assert seal_value == _spec_block("worked-example-seal")
     assert len(seal_value.encode()) == 944
     seal = sv.parse_seal(seal_value)
-    assert seal.signed_at == "2025-06-01T12:04:58Z"
+    assert (seal.attempt, seal.signed_at) == ("0", "2025-06-01T12:04:58Z")
     fields = seal_value.split(".")
-    assert (len(seal.signature), len(fields[2])) == (72, 96)
-    assert (len(seal.certs[0]), len(fields[3])) == (614, 819)
-    body = sv.build_body(tr, seal.signed_at)
-    msg = sv.build_message(tr, seal.signed_at)
-    assert len(body) == 322
-    assert len(msg) == 378
+    assert (len(seal.signature), len(fields[3])) == (70, 94)
+    assert (len(seal.certs[0]), len(fields[4])) == (614, 819)
+    body = sv.build_body(tr, seal.signed_at, seal.attempt)
+    msg = sv.build_message(tr, seal.signed_at, seal.attempt)
+    assert len(body) == 336
+    assert len(msg) == 392
     assert msg == _spec_block("worked-example-message").encode("ascii")
-    assert hashlib.sha256(msg).hexdigest() == "6e4d03ddd996b43f1054e854778904470d28c27ee488e9f7443ba757186d5cc0"
+    assert hashlib.sha256(msg).hexdigest() == "3301aed53e37c4784327bab0530f86826065c6eb7a8478cfa169da0d1c20a127"
 
 
 # ---- canonicalization (RFC 8785 subset of section 5) ---------------------------------
@@ -155,7 +155,7 @@ def test_results_sorted_by_utf8_bytes():
         sv.Result("A", None, "string", "1"),
         sv.Result(sv.SEAL_RESULT, "string", "string", "ignored"),
     ])
-    body = sv.build_body(tr, "2025-06-01T12:04:58Z").decode("utf-8")
+    body = sv.build_body(tr, "2025-06-01T12:04:58Z", "0").decode("utf-8")
     assert [r["name"] for r in json.loads(body)["results"]] == ["A", "\uff58", "\U0001F600 x"]
 
 

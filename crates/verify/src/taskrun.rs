@@ -166,6 +166,9 @@ pub struct TaskRun {
     pub completion_time: Option<OffsetDateTime>,
     /// The results, in status order.
     pub results: Vec<TaskResult>,
+    /// The attempts before this one: the entries of `status.retriesStatus`, where Tekton
+    /// moves the status of each attempt it retries. This attempt is numbered so.
+    pub earlier_attempts: usize,
     /// Why the status could not be read, if it could not. Whoever writes the status
     /// controls it, so a malformed status is a rejection ([`crate::verify`]), not bad
     /// input: the TaskRun is still identified by its metadata.
@@ -237,6 +240,9 @@ pub(crate) const STATUS: Select = Select::Fields(&[
     ("completionTime", Select::All),
     ("results", Select::Items(&RESULT_ENTRY)),
     ("taskResults", Select::Items(&RESULT_ENTRY)),
+    // Only how many, and that each is an object: an earlier attempt's own status is not
+    // verified, so none of it is kept.
+    ("retriesStatus", Select::Items(&Select::Fields(&[]))),
 ]);
 
 pub(crate) static RESULT_ENTRY: Select = Select::Fields(&[
@@ -323,6 +329,7 @@ pub(crate) fn from_document(mut document: Node) -> Result<TaskRun, Error> {
         start_time: status.start_time,
         completion_time: status.completion_time,
         results: status.results,
+        earlier_attempts: status.earlier_attempts,
         malformed_status,
     })
 }
@@ -333,6 +340,7 @@ struct Status {
     start_time: Option<OffsetDateTime>,
     completion_time: Option<OffsetDateTime>,
     results: Vec<TaskResult>,
+    earlier_attempts: usize,
 }
 
 /// Reads the status (absent: empty). Its errors are `NotTaskRun`, with the problem.
@@ -356,6 +364,18 @@ fn read_status(document: &mut Node, api_version: ApiVersion) -> Result<Status, E
         }
     }
     entries(status, list)?;
+    let earlier_attempts = match present(status, "retriesStatus") {
+        None => 0,
+        Some(Node::Array(items)) if items.iter().all(|i| matches!(i, Node::Object(_))) => {
+            items.len()
+        }
+        Some(Node::Array(_)) => {
+            return Err(not_taskrun(
+                "status.retriesStatus holds an entry that is not an object",
+            ));
+        }
+        Some(_) => return Err(not_taskrun("status.retriesStatus is not an array")),
+    };
     let start_time = parse_time(
         "startTime",
         optional_string(status, "startTime", "status.startTime")?,
@@ -390,6 +410,7 @@ fn read_status(document: &mut Node, api_version: ApiVersion) -> Result<Status, E
         start_time,
         completion_time,
         results,
+        earlier_attempts,
     })
 }
 
@@ -585,6 +606,11 @@ mod tests {
             ),
             (r#"{"completionTime":5}"#, "not a string"),
             (r#"{"taskResults":[{"name":"a"}]}"#, "without a value"),
+            (
+                r#"{"retriesStatus":{"0":{}}}"#,
+                "retriesStatus is not an array",
+            ),
+            (r#"{"retriesStatus":[{},"x"]}"#, "not an object"),
             (r#"[]"#, "status is not an object"),
         ];
         for (status, problem) in cases {
@@ -593,6 +619,26 @@ mod tests {
             let found = tr.malformed_status.as_deref().unwrap_or_default();
             assert!(found.contains(problem), "status {status}: {found}");
             assert!(tr.results.is_empty() && tr.start_time.is_none());
+        }
+    }
+
+    #[test]
+    fn earlier_attempts_are_counted_from_retries_status_in_json_and_yaml() {
+        let retried = V1.replace(
+            r#""startTime""#,
+            r#""retriesStatus":[{"podName":"b-pod","results":[{"name":"s","value":"old"}]},{}],"startTime""#,
+        );
+        let null = V1.replace(r#""startTime""#, r#""retriesStatus":null,"startTime""#);
+        let yaml = "apiVersion: tekton.dev/v1beta1\nkind: TaskRun\nmetadata: {name: b}\nstatus:\n  retriesStatus:\n  - {podName: b-pod}\n";
+        for (doc, expected) in [
+            (V1, 0),
+            (null.as_str(), 0),
+            (retried.as_str(), 2),
+            (yaml, 1),
+        ] {
+            let tr = TaskRun::parse(doc.as_bytes()).unwrap();
+            assert_eq!(tr.malformed_status, None, "{doc}");
+            assert_eq!(tr.earlier_attempts, expected, "{doc}");
         }
     }
 

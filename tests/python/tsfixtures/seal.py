@@ -19,8 +19,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import (decode_dss_signatur
                                                              encode_dss_signature)
 
 RESULT_NAME = "TEKTON_SPIRE_SEAL"
-TAG = "sealv1"
-PAYLOAD_TYPE = "application/vnd.tekton-spire.seal.v1+json"
+TAG = "sealv2"
+TAG_V1 = "sealv1"
+PAYLOAD_TYPE = "application/vnd.tekton-spire.seal.v2+json"
+PAYLOAD_TYPE_V1 = "application/vnd.tekton-spire.seal.v1+json"
 MAX_SEAL_LEN = 16 * 1024
 MAX_CERTIFICATES = 8
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -88,21 +90,28 @@ def format_time(when: dt.datetime) -> str:
 
 @dataclass(frozen=True)
 class Identity:
-    """The TaskRun as the signing step learns it: $(context.taskRun.namespace/name/uid)."""
+    """The TaskRun as the signing step learns it: $(context.taskRun.namespace/name/uid)
+    and $(context.task.retry-count), the attempt (0 for the first)."""
     namespace: str
     name: str
     uid: str
+    attempt: int = 0
 
 
-def body(identity: Identity, signed_at: str, results: dict[str, object]) -> dict:
-    """The signed body: every result but the seal, sorted by the UTF-8 bytes of its name."""
+def body(identity: Identity, signed_at: str, results: dict[str, object],
+         version: int = 2) -> dict:
+    """The signed body: every result but the seal, sorted by the UTF-8 bytes of its name;
+    a version 2 body also names the attempt, as a decimal string."""
     if RESULT_NAME in results:
         raise ValueError("the seal does not sign itself")
     entries = [{"name": n, "type": type_of(v), "value": v}
                for n, v in sorted(results.items(), key=lambda item: item[0].encode())]
-    return {"results": entries, "signedAt": signed_at,
-            "taskRun": {"name": identity.name, "namespace": identity.namespace,
-                        "uid": identity.uid}}
+    task_run = {"name": identity.name, "namespace": identity.namespace, "uid": identity.uid}
+    if version == 2:
+        task_run["attempt"] = str(identity.attempt)
+    elif version != 1:
+        raise ValueError(f"no seal version {version}")
+    return {"results": entries, "signedAt": signed_at, "taskRun": task_run}
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -112,8 +121,11 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 
 def message(identity: Identity, signed_at: str, results: dict[str, object],
-            payload_type: str = PAYLOAD_TYPE) -> bytes:
-    return pae(payload_type, jcs(body(identity, signed_at, results)).encode("utf-8"))
+            payload_type: str | None = None, version: int = 2) -> bytes:
+    """The message; payload_type overrides the version's own (a bad variant)."""
+    if payload_type is None:
+        payload_type = PAYLOAD_TYPE if version == 2 else PAYLOAD_TYPE_V1
+    return pae(payload_type, jcs(body(identity, signed_at, results, version)).encode("utf-8"))
 
 
 # ---------------------------------------------------------------- signing (section 7)
@@ -146,10 +158,13 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def encode(signed_at: str, signature: bytes, chain_der: list[bytes]) -> str:
+def encode(signed_at: str, signature: bytes, chain_der: list[bytes],
+           attempt: int | None) -> str:
+    """A sealv2 made in `attempt`, or a sealv1 when attempt is None."""
     if not 1 <= len(chain_der) <= MAX_CERTIFICATES:
         raise ValueError("a seal carries 1 to 8 certificates")
-    value = ".".join([TAG, signed_at, b64url(signature)] + [b64url(c) for c in chain_der])
+    head = [TAG_V1] if attempt is None else [TAG, str(attempt)]
+    value = ".".join(head + [signed_at, b64url(signature)] + [b64url(c) for c in chain_der])
     if len(value) > MAX_SEAL_LEN:
         raise ValueError(f"the seal would be {len(value)} bytes, more than {MAX_SEAL_LEN}")
     return value
@@ -168,11 +183,14 @@ class Sealed:
 
 
 def seal(identity: Identity, signed_at: str, results: dict[str, object], leaf,
-         intermediates: tuple = (), payload_type: str = PAYLOAD_TYPE,
-         key=None) -> Sealed:
-    """Seal results as a signing step would. leaf is a pki.Credential; key overrides the
-    signing key (a bad variant); intermediates are pki.Credentials carried after the leaf."""
-    msg = message(identity, signed_at, results, payload_type)
+         intermediates: tuple = (), payload_type: str | None = None,
+         key=None, version: int = 2) -> Sealed:
+    """Seal results as a signing step would (version 2; version 1 as the signing step did
+    before, for the vectors of old seals). leaf is a pki.Credential; key overrides the
+    signing key and payload_type the version's own (bad variants); intermediates are
+    pki.Credentials carried after the leaf."""
+    msg = message(identity, signed_at, results, payload_type, version)
     signature = sign(msg, key if key is not None else leaf.key)
     chain = [der(leaf.cert)] + [der(c.cert) for c in intermediates]
-    return Sealed(encode(signed_at, signature, chain), msg, signature)
+    attempt = identity.attempt if version == 2 else None
+    return Sealed(encode(signed_at, signature, chain, attempt), msg, signature)

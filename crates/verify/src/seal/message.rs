@@ -1,18 +1,22 @@
 //! The message a seal signs: DSSE's pre-authentication encoding of a payload type and a
-//! canonical JSON (RFC 8785) body naming the TaskRun, the signing time and every result.
+//! canonical JSON (RFC 8785) body naming the TaskRun and its attempt, the signing time
+//! and every result.
 
 use serde::Serialize;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
+use super::Version;
 use crate::taskrun::ResultValue;
 
-/// The DSSE payload type of the signed body; it names the format and its version, so a
-/// signature made for anything else cannot be taken for a seal.
-pub const PAYLOAD_TYPE: &str = "application/vnd.tekton-spire.seal.v1+json";
+/// The DSSE payload type of a `sealv2` body; it names the format and its version, so a
+/// signature made for anything else (a `sealv1` body included) cannot be taken for one.
+pub const PAYLOAD_TYPE: &str = "application/vnd.tekton-spire.seal.v2+json";
+/// The DSSE payload type of a `sealv1` body.
+pub const PAYLOAD_TYPE_V1: &str = "application/vnd.tekton-spire.seal.v1+json";
 
 /// The TaskRun a seal is bound to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TaskRunIdentity<'a> {
     /// `metadata.namespace`.
     pub namespace: &'a str,
@@ -27,7 +31,18 @@ pub struct TaskRunIdentity<'a> {
 struct Body<'a> {
     results: Vec<ResultEntry<'a>>,
     signed_at: String,
-    task_run: TaskRunIdentity<'a>,
+    task_run: TaskRunMember<'a>,
+}
+
+/// The body's `taskRun` object. The attempt is a decimal string, not a number, so that
+/// the body holds only strings and JCS stays the few rules docs/seal-format.md lists.
+#[derive(Serialize)]
+struct TaskRunMember<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempt: Option<String>,
+    name: &'a str,
+    namespace: &'a str,
+    uid: &'a str,
 }
 
 #[derive(Serialize)]
@@ -46,15 +61,18 @@ enum Value<'a> {
     Object(&'a BTreeMap<String, String>),
 }
 
-/// Builds the signed message for `results` (every result of the status but the seal).
-/// Results are sorted by name, so the order a status lists them in does not matter.
+/// Builds the signed message of a seal of `version` for `results` (every result of the
+/// status but the seal). Results are sorted by name, so the order a status lists them in
+/// does not matter.
 ///
 /// # Guarantees
-/// Two inputs give the same message only if they have the same identity, signing time
-/// (to the second) and the same set of (name, type, value) results: the body is canonical
-/// JSON, which quotes every string, and the DSSE envelope prefixes lengths.
+/// Two inputs give the same message only if they have the same version, attempt,
+/// identity, signing time (to the second) and the same set of (name, type, value)
+/// results: the payload type names the version, the body is canonical JSON, which quotes
+/// every string, and the DSSE envelope prefixes lengths.
 pub fn message<'a>(
     identity: TaskRunIdentity<'_>,
+    version: Version,
     signed_at: OffsetDateTime,
     results: impl IntoIterator<Item = (&'a str, &'a ResultValue)>,
 ) -> Vec<u8> {
@@ -71,14 +89,23 @@ pub fn message<'a>(
         })
         .collect();
     results.sort_by(|a, b| a.name.cmp(b.name));
+    let (payload_type, attempt) = match version {
+        Version::V1 => (PAYLOAD_TYPE_V1, None),
+        Version::V2 { attempt } => (PAYLOAD_TYPE, Some(attempt.to_string())),
+    };
     let body = Body {
         results,
         signed_at: super::format_time(signed_at),
-        task_run: identity,
+        task_run: TaskRunMember {
+            attempt,
+            name: identity.name,
+            namespace: identity.namespace,
+            uid: identity.uid,
+        },
     };
     // Serializing strings, arrays and maps of strings cannot fail.
     let body = serde_jcs::to_vec(&body).unwrap_or_default();
-    pae(PAYLOAD_TYPE.as_bytes(), &body)
+    pae(payload_type.as_bytes(), &body)
 }
 
 /// DSSE v1 pre-authentication encoding: `DSSEv1 <len> <type> <len> <body>`, lengths in
@@ -105,8 +132,13 @@ mod tests {
     };
 
     fn text(results: &[(&str, ResultValue)]) -> String {
+        text_of(Version::V2 { attempt: 0 }, results)
+    }
+
+    fn text_of(version: Version, results: &[(&str, ResultValue)]) -> String {
         let msg = message(
             ID,
+            version,
             datetime!(2025-06-01 12:03:04 UTC),
             results.iter().map(|(n, v)| (*n, v)),
         );
@@ -119,11 +151,36 @@ mod tests {
             ("b", ResultValue::Array(vec!["x".into(), "y\"".into()])),
             ("a", ResultValue::String("é\n".into())),
         ]);
-        let body = r#"{"results":[{"name":"a","type":"string","value":"é\n"},{"name":"b","type":"array","value":["x","y\""]}],"signedAt":"2025-06-01T12:03:04Z","taskRun":{"name":"build","namespace":"default","uid":"0b7c-uid"}}"#;
+        let body = r#"{"results":[{"name":"a","type":"string","value":"é\n"},{"name":"b","type":"array","value":["x","y\""]}],"signedAt":"2025-06-01T12:03:04Z","taskRun":{"attempt":"0","name":"build","namespace":"default","uid":"0b7c-uid"}}"#;
         assert_eq!(
             got,
             format!("DSSEv1 41 {PAYLOAD_TYPE} {} {body}", body.len())
         );
+    }
+
+    #[test]
+    fn a_version_1_message_has_its_own_payload_type_and_no_attempt() {
+        let got = text_of(Version::V1, &[("a", ResultValue::String("x".into()))]);
+        let body = r#"{"results":[{"name":"a","type":"string","value":"x"}],"signedAt":"2025-06-01T12:03:04Z","taskRun":{"name":"build","namespace":"default","uid":"0b7c-uid"}}"#;
+        assert_eq!(
+            got,
+            format!("DSSEv1 41 {PAYLOAD_TYPE_V1} {} {body}", body.len())
+        );
+    }
+
+    #[test]
+    fn each_attempt_signs_its_own_message() {
+        let results = [("a", ResultValue::String("x".into()))];
+        let first = text_of(Version::V2 { attempt: 0 }, &results);
+        let second = text_of(Version::V2 { attempt: 1 }, &results);
+        let tenth = text_of(Version::V2 { attempt: 10 }, &results);
+        assert!(
+            second.contains(r#""taskRun":{"attempt":"1","name""#),
+            "{second}"
+        );
+        assert!(tenth.contains(r#""attempt":"10""#), "{tenth}");
+        assert_ne!(first, second);
+        assert_ne!(first, text_of(Version::V1, &results));
     }
 
     #[test]

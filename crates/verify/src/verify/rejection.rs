@@ -82,6 +82,26 @@ pub enum Rejection {
         "the TaskRun has no metadata.uid; the seal binds the UID, so verify the TaskRun as the API server returns it"
     )]
     MissingUid,
+    /// The seal was made in another attempt of this TaskRun than the one its status
+    /// reports: copied, with its results, from `status.retriesStatus`, or made by a pod
+    /// Tekton retried.
+    #[error(
+        "the seal was made in attempt {sealed} (zero-based), but the TaskRun's status reports attempt {reported} ({reported} entries in status.retriesStatus); a seal copied from an earlier attempt is not this attempt's"
+    )]
+    AttemptMismatch {
+        /// The attempt the seal binds.
+        sealed: u32,
+        /// The attempt the status reports: the number of entries of `status.retriesStatus`.
+        reported: usize,
+    },
+    /// A `sealv1` seal, which binds no attempt, on a TaskRun that was retried.
+    #[error(
+        "the seal is a sealv1, which does not bind the attempt, and the TaskRun was retried ({earlier} entries in status.retriesStatus): it could be an earlier attempt's; re-run the Task with a signing step that writes sealv2"
+    )]
+    AttemptUnbound {
+        /// The number of entries of `status.retriesStatus`.
+        earlier: usize,
+    },
     /// No path from the signing certificate to a root of the trust bundle.
     #[error(
         "no chain from certificate {subject:?} to a root of the trust bundle; check that the bundle is the one of the trust domain that issued the SVID, and that the chain carries every intermediate"
@@ -260,6 +280,8 @@ impl Rejection {
             Self::TimeOrder { .. } => "taskrun.time-order",
             Self::SignedOutsideRun { .. } => "seal.time-outside-run",
             Self::MissingUid => "taskrun.no-uid",
+            Self::AttemptMismatch { .. } => "seal.attempt-mismatch",
+            Self::AttemptUnbound { .. } => "seal.attempt-unbound",
             Self::Untrusted { .. } => "chain.untrusted",
             Self::IssuerNotCa { .. } => "chain.issuer-not-ca",
             Self::ExtraCertificate { .. } => "chain.extra-certificate",

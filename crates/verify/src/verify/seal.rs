@@ -1,6 +1,6 @@
 //! Verification of the tekton-spire seal.
 
-use crate::seal::{RESULT_NAME, Seal, TaskRunIdentity, message};
+use crate::seal::{RESULT_NAME, Seal, TaskRunIdentity, Version, message};
 use crate::taskrun::TaskRun;
 use crate::verify::{
     Format, Policy, Rejection, RunTimes, Verified, chain, check_identity, check_signature,
@@ -8,12 +8,13 @@ use crate::verify::{
 
 /// Checks, in order:
 /// 1. the seal result is a string that parses;
-/// 2. the TaskRun has a UID;
+/// 2. the TaskRun has a UID, and the seal was made in the attempt the status reports (a
+///    `sealv1`, which binds none, only on a TaskRun never retried);
 /// 3. the signing time lies within the TaskRun's run, give or take the clock skew;
 /// 4. the chain leads to the bundle, judged at the signing time, and its leaf is an
 ///    X.509-SVID;
 /// 5. the leaf's SPIFFE ID is this TaskRun's;
-/// 6. the signature verifies over the message rebuilt from the status: identity,
+/// 6. the signature verifies over the message rebuilt from the status: identity, attempt,
 ///    signing time and every result but the seal.
 pub(super) fn verify(
     taskrun: &TaskRun,
@@ -31,12 +32,24 @@ pub(super) fn verify(
         .ok_or_else(|| malformed("it must be a string".into()))?;
     let seal = Seal::parse(value).map_err(|e| malformed(e.to_string()))?;
 
-    // 2. UID.
+    // 2. UID and attempt.
     let uid = taskrun
         .uid
         .as_deref()
         .filter(|uid| !uid.is_empty())
         .ok_or(Rejection::MissingUid)?;
+    // The attempt is signed (step 6); checking it first names the copy for what it is.
+    let earlier = taskrun.earlier_attempts;
+    match seal.version() {
+        Version::V2 { attempt } if usize::try_from(attempt).ok() != Some(earlier) => {
+            return Err(Rejection::AttemptMismatch {
+                sealed: attempt,
+                reported: earlier,
+            });
+        }
+        Version::V1 if earlier > 0 => return Err(Rejection::AttemptUnbound { earlier }),
+        Version::V1 | Version::V2 { .. } => {}
+    }
 
     // 3. Signing time within the run.
     let signed_at = seal.signed_at();
@@ -71,6 +84,7 @@ pub(super) fn verify(
     let results = taskrun.results.iter().filter(|r| r.name != RESULT_NAME);
     let msg = message(
         identity,
+        seal.version(),
         signed_at,
         results.clone().map(|r| (r.name.as_str(), &r.value)),
     );
