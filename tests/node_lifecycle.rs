@@ -457,11 +457,10 @@ fn a_retried_taskrun_is_sealed_by_its_last_attempt_and_an_earlier_seal_copied_ov
     // attempts seal their results, only the second succeeds.
     let mut task = example_task(node, &ns)?;
     task["metadata"]["name"] = json!("flaky-build-and-seal");
-    task["spec"]["steps"]
-        .as_array_mut()
-        .context("steps")?
-        .push(json!({"name": "gate", "image": "tekton-spire.local/busybox:1",
-                     "script": "test \"$(context.task.retry-count)\" != 0\n"}));
+    task["spec"]["steps"].as_array_mut().context("steps")?.push(
+        json!({"name": "gate", "image": "tekton-spire.local/busybox:1",
+                     "script": "test \"$(context.task.retry-count)\" != 0\n"}),
+    );
     node.kubectl_stdin(&["apply", "-f", "-"], &task.to_string())?;
     let names = create(
         node,
