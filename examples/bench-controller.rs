@@ -64,6 +64,18 @@ struct Args {
     /// The spire-controller-manager binary; without it that column stays empty.
     #[arg(long)]
     scm: Option<PathBuf>,
+    /// An earlier `tekton-spire` binary: its ListEntries calls under step transitions are
+    /// printed as "before".
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Length of the step-transition phase (1,000 running TaskRuns, one status change per
+    /// pod and minute on average).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    steady: Duration,
+    /// Small synthetic objects instead of objects shaped like Tekton's (steps, results,
+    /// taskSpec, a 4 KB termination message).
+    #[arg(long)]
+    small_objects: bool,
     #[arg(long, default_value = "")]
     scm_version: String,
 }
@@ -283,49 +295,195 @@ where
     }
 }
 
+/// A Tekton-shaped step: what Tekton's controller writes into a TaskRun's spec and the
+/// pod's containers (image, script, env, volume mounts).
+fn step(i: usize) -> serde_json::Value {
+    json!({
+        "name": format!("step-{i}"),
+        "image": format!("registry.example/build/tool-{i}@sha256:{}", "a".repeat(64)),
+        "script": format!("#!/bin/sh\nset -e\n# step {i}\n{}", "echo building; ".repeat(30)),
+        "env": (0..6).map(|e| json!({"name": format!("VAR_{e}"), "value": format!("value-{e}-{}", "x".repeat(20))})).collect::<Vec<_>>(),
+        "computeResources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+    })
+}
+
+fn taskrun_object(name: &str, small: bool) -> serde_json::Value {
+    if small {
+        return json!({
+            "apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+            "metadata": {"name": name},
+            "spec": {"taskRef": {"name": "build"}, "timeout": "30m0s"},
+        });
+    }
+    let steps: Vec<_> = (0..5).map(step).collect();
+    json!({
+        "apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+        "metadata": {"name": name,
+            "labels": {"app.kubernetes.io/managed-by": "tekton-pipelines", "tekton.dev/task": "build",
+                "tekton.dev/pipeline": "release", "tekton.dev/pipelineRun": format!("{name}-pr"),
+                "tekton.dev/pipelineTask": "build", "tekton.dev/memberOf": "tasks"},
+            "annotations": {"pipeline.tekton.dev/release": "v1.15.1",
+                "kubectl.kubernetes.io/last-applied-configuration": "x".repeat(2000)}},
+        "spec": {
+            "timeout": "30m0s", "serviceAccountName": "builder",
+            "params": [{"name": "revision", "value": "0123456789abcdef0123456789abcdef01234567"}],
+            "taskSpec": {
+                "params": [{"name": "revision", "type": "string"}],
+                "results": [{"name": "IMAGE_DIGEST", "type": "string"}, {"name": "IMAGE_URL", "type": "string"},
+                    {"name": "TEKTON_SPIRE_SEAL", "type": "string"}],
+                "steps": steps,
+            },
+        },
+    })
+}
+
+/// The status Tekton writes once the pod runs: steps (one terminated with a 4 KB
+/// termination message), results, the resolved taskSpec, provenance.
+fn taskrun_status(name: &str, taskrun: &serde_json::Value, small: bool) -> serde_json::Value {
+    let start = json!({"podName": format!("{name}-pod"), "startTime": now_rfc3339()});
+    if small {
+        return json!({"status": start});
+    }
+    let mut status = start;
+    status["steps"] = json!((0..5).map(|i| if i == 0 {
+        json!({"name": format!("step-{i}"), "container": format!("step-step-{i}"), "imageID": format!("docker-pullable://tool@sha256:{}", "b".repeat(64)),
+            "terminated": {"exitCode": 0, "reason": "Completed", "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:01:00Z",
+                "message": "m".repeat(4096)}})
+    } else {
+        json!({"name": format!("step-{i}"), "container": format!("step-step-{i}"), "running": {"startedAt": "2026-01-01T00:01:00Z"}})
+    }).collect::<Vec<_>>());
+    status["results"] =
+        json!([{"name": "IMAGE_URL", "type": "string", "value": "registry.example/app:1"}]);
+    status["taskSpec"] = taskrun["spec"]["taskSpec"].clone();
+    status["provenance"] = json!({"featureFlags": {"enableAPIFields": "beta", "resultExtractionMethod": "termination-message", "maxResultSize": 4096}});
+    status["conditions"] = json!([{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "Not all Steps in the Task have finished executing"}]);
+    json!({"status": status})
+}
+
+fn pod_object(name: &str, tr_uid: &str, node: &str, small: bool) -> serde_json::Value {
+    let mut pod = json!({
+        "metadata": {
+            "name": format!("{name}-pod"),
+            "labels": {"tekton.dev/taskRun": name},
+            "ownerReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": name,
+                "uid": tr_uid, "controller": true, "blockOwnerDeletion": true}],
+        },
+        "spec": {"nodeName": node, "containers": [{"name": "step-sign", "image": "registry.invalid/sign:1"}]},
+    });
+    if small {
+        return pod;
+    }
+    let mounts = json!([{"name": "tekton-internal-tools", "mountPath": "/tekton/bin"},
+        {"name": "tekton-internal-scripts", "mountPath": "/tekton/scripts"},
+        {"name": "tekton-internal-results", "mountPath": "/tekton/results"},
+        {"name": "tekton-internal-steps", "mountPath": "/tekton/steps"},
+        {"name": "tekton-internal-home", "mountPath": "/tekton/home"},
+        {"name": "tekton-internal-workspace", "mountPath": "/workspace"}]);
+    let mut containers: Vec<serde_json::Value> = (0..5)
+        .map(|i| {
+            let s = step(i);
+            json!({"name": format!("step-step-{i}"), "image": s["image"], "command": ["/tekton/bin/entrypoint"],
+                "args": ["-wait_file", format!("/tekton/downward/ready-{i}"), "-post_file", format!("/tekton/run/{i}/out"),
+                    "-termination_path", "/tekton/termination", "-step_metadata_dir", format!("/tekton/run/{i}/status"),
+                    "-entrypoint", format!("/tekton/scripts/script-{i}"), "--"],
+                "env": s["env"], "volumeMounts": mounts, "terminationMessagePath": "/tekton/termination",
+                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}})
+        })
+        .collect();
+    containers.push(
+        json!({"name": "step-sign", "image": "registry.invalid/sign:1", "volumeMounts": mounts}),
+    );
+    pod["metadata"]["labels"] = json!({"tekton.dev/taskRun": name, "app.kubernetes.io/managed-by": "tekton-pipelines",
+        "tekton.dev/task": "build", "tekton.dev/taskRunUID": tr_uid, "tekton.dev/pipelineTask": "build",
+        "tekton.dev/pipelineRun": format!("{name}-pr")});
+    pod["metadata"]["annotations"] =
+        json!({"pipeline.tekton.dev/release": "v1.15.1", "tekton.dev/ready": "READY"});
+    let volumes: Vec<_> = [
+        "tekton-internal-tools",
+        "tekton-internal-scripts",
+        "tekton-internal-results",
+        "tekton-internal-steps",
+        "tekton-internal-home",
+        "tekton-internal-workspace",
+    ]
+    .iter()
+    .map(|v| json!({"name": v, "emptyDir": {}}))
+    .collect();
+    pod["spec"] = json!({"nodeName": node, "serviceAccountName": "default", "restartPolicy": "Never",
+        "initContainers": [{"name": "prepare", "image": "registry.example/tekton/entrypoint:v1.15.1",
+            "command": ["/ko-app/entrypoint", "init", "/ko-app/entrypoint", "/tekton/bin/entrypoint"], "volumeMounts": mounts}],
+        "containers": containers,
+        "volumes": volumes});
+    pod
+}
+
+/// The pod's status while it runs: one step terminated with a 4 KB termination message.
+fn pod_status(small: bool) -> serde_json::Value {
+    if small {
+        return json!({"status": {"phase": "Running"}});
+    }
+    let statuses: Vec<_> = (0..5).map(|i| {
+        let state = if i == 0 {
+            json!({"terminated": {"exitCode": 0, "reason": "Completed", "message": "m".repeat(4096),
+                "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:01:00Z"}})
+        } else {
+            json!({"running": {"startedAt": "2026-01-01T00:01:00Z"}})
+        };
+        json!({"name": format!("step-step-{i}"), "ready": i != 0, "restartCount": 0, "image": "tool",
+            "imageID": format!("docker-pullable://tool@sha256:{}", "c".repeat(64)), "state": state})
+    }).collect();
+    json!({"status": {"phase": "Running", "containerStatuses": statuses,
+        "conditions": [{"type": "Ready", "status": "True"}, {"type": "PodScheduled", "status": "True"}]}})
+}
+
+fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
 /// Creates a TaskRun and its pod, bound to `node`, then records the pod on the TaskRun's
-/// status as Tekton does. Returns the pod's UID and the instant its create returned.
+/// status as Tekton does (and, for Tekton-shaped objects, the pod's running status).
+/// Returns the pod's UID and the instant its create returned.
 async fn taskrun_with_pod(
     client: &Client,
     namespace: &str,
     name: &str,
     node: &str,
+    small: bool,
 ) -> anyhow::Result<(String, Instant)> {
     let trs = taskruns(client.clone(), namespace);
     let post = PostParams::default();
-    let tr: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "tekton.dev/v1", "kind": "TaskRun",
-        "metadata": {"name": name},
-        "spec": {"taskRef": {"name": "build"}, "timeout": "30m0s"},
-    }))?;
+    let tr_json = taskrun_object(name, small);
+    let tr: DynamicObject = serde_json::from_value(tr_json.clone())?;
     let tr = match retry("create TaskRun", || trs.create(&post, &tr)).await {
         Ok(tr) => tr,
         // A retried create whose first attempt went through.
         Err(e) => trs.get(name).await.map_err(|_| e)?,
     };
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {
-            "name": format!("{name}-pod"),
-            "labels": {"tekton.dev/taskRun": name},
-            "ownerReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": name,
-                "uid": tr.uid().unwrap_or_default(), "controller": true, "blockOwnerDeletion": true}],
-        },
-        "spec": {"nodeName": node, "containers": [{"name": "step-sign", "image": "registry.invalid/sign:1"}]},
-    }))?;
+    let pod: Pod =
+        serde_json::from_value(pod_object(name, &tr.uid().unwrap_or_default(), node, small))?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let pod = match retry("create pod", || pods.create(&post, &pod)).await {
         Ok(pod) => pod,
         Err(e) => pods.get(&format!("{name}-pod")).await.map_err(|_| e)?,
     };
     let created = Instant::now();
-    let status = Patch::Merge(
-        json!({"status": {"podName": format!("{name}-pod"), "startTime": "2026-01-01T00:00:00Z"}}),
-    );
+    let status = Patch::Merge(taskrun_status(name, &tr_json, small));
     let patch = PatchParams::default();
     retry("patch TaskRun status", || {
         trs.patch_status(name, &patch, &status)
     })
     .await?;
+    if !small {
+        let status = Patch::Merge(pod_status(small));
+        let pod_name = format!("{name}-pod");
+        retry("patch pod status", || {
+            pods.patch_status(&pod_name, &patch, &status)
+        })
+        .await?;
+    }
     Ok((pod.uid().unwrap_or_default(), created))
 }
 
@@ -342,6 +500,7 @@ async fn create_many(
     count: usize,
     nodes: usize,
     concurrency: usize,
+    small: bool,
 ) -> anyhow::Result<Created> {
     let started = Instant::now();
     let results: Vec<anyhow::Result<(String, Instant)>> = futures::stream::iter(0..count)
@@ -353,6 +512,7 @@ async fn create_many(
                     namespace,
                     &format!("build-{i:05}"),
                     &format!("node-{}", i % nodes),
+                    small,
                 )
                 .await
             }
@@ -429,7 +589,8 @@ async fn create_cluster_spiffe_id(
 // SPIRE.
 
 async fn spire_start() -> anyhow::Result<(Spire, SpireClient)> {
-    let spire = tokio::task::spawn_blocking(|| Spire::start(Propagation::Default)).await??;
+    let spire =
+        tokio::task::spawn_blocking(|| Spire::start_audited(Propagation::Default)).await??;
     let client = SpireClient::connect(
         Endpoint::AdminSocket(spire.server_socket().to_owned()),
         ClientConfig::default().call_timeout(Duration::from_secs(60)),
@@ -533,7 +694,7 @@ async fn wait_converged(
 /// logs "Reconciliation finished" (at V(2)) after every pass.
 fn pass_end(which: Which) -> fn(&str) -> bool {
     match which {
-        Which::Ours => |l: &str| l.contains("\"entry pass\""),
+        Which::Ours | Which::Baseline => |l: &str| l.contains("\"entry pass\""),
         Which::Scm => |l: &str| l.contains("Reconciliation finished"),
     }
 }
@@ -545,6 +706,8 @@ fn pass_end(which: Which) -> fn(&str) -> bool {
 enum Which {
     Ours,
     Scm,
+    /// An earlier `tekton-spire` (`--baseline`).
+    Baseline,
 }
 
 struct Ctx {
@@ -555,17 +718,21 @@ struct Ctx {
 impl Ctx {
     fn spawn(&self, which: Which, spire: &Spire, tag: &str) -> anyhow::Result<Logged> {
         match which {
-            Which::Ours => {
+            Which::Ours | Which::Baseline => {
                 let config = self.args.work.join(format!("controller-{tag}.yaml"));
-                std::fs::write(
-                    &config,
-                    format!(
-                        "spire-trust-domain: {}\nspire-server-socket: {}\n",
-                        spire.trust_domain(),
-                        spire.server_socket().display()
-                    ),
-                )?;
-                let mut cmd = Command::new(&self.args.controller);
+                let mut text = format!(
+                    "spire-trust-domain: {}\nspire-server-socket: {}\n",
+                    spire.trust_domain(),
+                    spire.server_socket().display()
+                );
+                let binary = if which == Which::Baseline {
+                    self.args.baseline.clone().context("no --baseline")?
+                } else {
+                    text.push_str("cluster-name: bench\nmetrics-address: 127.0.0.1:0\n");
+                    self.args.controller.clone()
+                };
+                std::fs::write(&config, text)?;
+                let mut cmd = Command::new(&binary);
                 cmd.args(["controller", "--log-format", "json", "--config"])
                     .arg(&config)
                     .env("KUBECONFIG", &self.args.kubeconfig)
@@ -600,7 +767,7 @@ impl Ctx {
     /// or its first reconciliation finished (SCM).
     async fn wait_ready(&self, which: Which, proc: &mut Logged) -> anyhow::Result<Instant> {
         let (_, at, _) = match which {
-            Which::Ours => {
+            Which::Ours | Which::Baseline => {
                 proc.wait_line(0, Duration::from_secs(120), |l| {
                     l.contains("watch caches filled")
                 })
@@ -701,11 +868,59 @@ struct Burst {
     longest_pass: Duration,
     hwm_kib: Option<u64>,
     problems: Vec<String>,
+    /// ListEntries calls per minute while the pods change status, from the server's
+    /// audit log.
+    lists_per_minute: f64,
+}
+
+/// ListEntries calls the server logged so far (audit log: "API accessed").
+fn list_calls(spire: &Spire) -> usize {
+    std::fs::read_to_string(spire.server_log())
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("API accessed") && l.contains("\"ListEntries\""))
+        .count()
+}
+
+/// Step transitions of running TaskRuns: every pod's status changes about once a minute
+/// (a TaskRun of a few steps over a few minutes), spread evenly over `length`. Returns the
+/// ListEntries calls per minute the controller made meanwhile.
+async fn step_transitions(
+    ctx: &Ctx,
+    spire: &Spire,
+    namespace: &str,
+    pods: usize,
+    length: Duration,
+) -> anyhow::Result<f64> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let total = ((pods as f64) * length.as_secs_f64() / 60.0).ceil() as usize;
+    let pause = length.div_f64(total.max(1) as f64);
+    let before = list_calls(spire);
+    let started = Instant::now();
+    for i in 0..total {
+        let ready = if (i / pods.max(1)).is_multiple_of(2) {
+            "False"
+        } else {
+            "True"
+        };
+        let status = Patch::Merge(json!({"status": {"conditions": [
+            {"type": "Ready", "status": ready}, {"type": "PodScheduled", "status": "True"}]}}));
+        let name = format!("build-{:05}-pod", i % pods.max(1));
+        let _ = api
+            .patch_status(&name, &PatchParams::default(), &status)
+            .await;
+        let due = started + pause.mul_f64((i + 1) as f64);
+        tokio::time::sleep_until(due.into()).await;
+    }
+    let elapsed = started.elapsed();
+    let calls = list_calls(spire) - before;
+    Ok(calls as f64 * 60.0 / elapsed.as_secs_f64())
 }
 
 async fn burst(ctx: &Ctx, which: Which) -> anyhow::Result<Burst> {
     let tag = match which {
         Which::Ours => "ours",
+        Which::Baseline => "baseline",
         Which::Scm => "scm",
     };
     eprintln!("bench: burst of {} pods, {tag}", ctx.args.pods);
@@ -734,6 +949,7 @@ async fn burst(ctx: &Ctx, which: Which) -> anyhow::Result<Burst> {
         ctx.args.pods,
         ctx.args.nodes,
         ctx.args.concurrency,
+        ctx.args.small_objects,
     )
     .await?;
     let deadline = Instant::now() + BURST_DEADLINE;
@@ -755,6 +971,9 @@ async fn burst(ctx: &Ctx, which: Which) -> anyhow::Result<Burst> {
     poller.await?;
     // Let a pass that is still running finish and log.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    eprintln!("bench: {tag}: step transitions for {:?}", ctx.args.steady);
+    let lists_per_minute =
+        step_transitions(ctx, &spire, &namespace, created.pods.len(), ctx.args.steady).await?;
 
     // The poller has stopped: take its records.
     let p = std::mem::take(&mut *polls.lock().unwrap());
@@ -779,7 +998,7 @@ async fn burst(ctx: &Ctx, which: Which) -> anyhow::Result<Burst> {
     intervals.sort();
     let lines = proc.lines_from(log_mark);
     let (passes, longest_pass) = match which {
-        Which::Ours => {
+        Which::Ours | Which::Baseline => {
             let passes = our_passes(&lines);
             (
                 passes.len(),
@@ -820,6 +1039,7 @@ async fn burst(ctx: &Ctx, which: Which) -> anyhow::Result<Burst> {
         longest_pass,
         hwm_kib: proc.vm_hwm_kib(),
         problems: proc.problems(),
+        lists_per_minute,
     };
     proc.stop()?;
     if which == Which::Scm {
@@ -853,7 +1073,7 @@ struct Reconcile {
 async fn reconcile(ctx: &Ctx, which: Which, namespace: &str) -> anyhow::Result<Reconcile> {
     let n = ctx.args.reconcile_pods;
     let (tag, hint) = match which {
-        Which::Ours => ("ours", "tekton-spire"),
+        Which::Ours | Which::Baseline => ("ours", "tekton-spire"),
         Which::Scm => ("scm", "scm-bench"),
     };
     eprintln!("bench: full reconcile of {n} entries, {tag}");
@@ -877,7 +1097,7 @@ async fn reconcile(ctx: &Ctx, which: Which, namespace: &str) -> anyhow::Result<R
     out.initial = Some(all - proc.spawned);
     tokio::time::sleep(Duration::from_secs(1)).await;
     out.initial_pass = match which {
-        Which::Ours => our_passes(&proc.lines_from(0)).iter().map(|p| p.1).max(),
+        Which::Ours | Which::Baseline => our_passes(&proc.lines_from(0)).iter().map(|p| p.1).max(),
         Which::Scm => scm_passes(&proc.lines_from(0)).iter().map(|p| p.1).max(),
     };
     eprintln!("bench: {tag}: {n} entries after {:?}", out.initial);
@@ -888,7 +1108,7 @@ async fn reconcile(ctx: &Ctx, which: Which, namespace: &str) -> anyhow::Result<R
         .await?;
     let mut victims = entries.iter().map(|e| e.spec.id.clone());
     match which {
-        Which::Ours => {
+        Which::Ours | Which::Baseline => {
             // A pass that changes nothing logs nothing: delete one entry behind the
             // controller's back; the next periodic pass (every 10 s) lists all n, finds
             // it missing, recreates it and logs its elapsed time.
@@ -936,7 +1156,7 @@ async fn reconcile(ctx: &Ctx, which: Which, namespace: &str) -> anyhow::Result<R
     spire_client.batch_delete(&[victim]).await?;
     let mut proc = ctx.spawn(which, &spire, &format!("restart-{n}"))?;
     let converged = match which {
-        Which::Ours => {
+        Which::Ours | Which::Baseline => {
             proc.wait_line(0, Duration::from_secs(600), |l| {
                 l.contains("\"entry pass\"")
             })
@@ -1021,6 +1241,11 @@ fn burst_rows(ours: &Burst, scm: Option<&Result<Burst, String>>) {
         "peak RSS (VmHWM) after the burst",
         &mib(ours.hwm_kib),
         &scm_val(&|b| mib(b.hwm_kib)),
+    );
+    row(
+        "ListEntries calls per minute during step transitions",
+        &format!("{:.1}", ours.lists_per_minute),
+        &scm_val(&|b| format!("{:.1}", b.lists_per_minute)),
     );
     row(
         "polling interval p50 / max",
@@ -1113,6 +1338,14 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let ours_burst = burst(&ctx, Which::Ours).await?;
+    let baseline_burst = match &ctx.args.baseline {
+        Some(_) => Some(
+            burst(&ctx, Which::Baseline)
+                .await
+                .map_err(|e| format!("{e:#}")),
+        ),
+        None => None,
+    };
     let scm_burst = match &ctx.args.scm {
         Some(_) => Some(burst(&ctx, Which::Scm).await.map_err(|e| format!("{e:#}"))),
         None => None,
@@ -1127,6 +1360,7 @@ async fn main() -> anyhow::Result<()> {
         n,
         ctx.args.nodes,
         ctx.args.concurrency,
+        ctx.args.small_objects,
     )
     .await?;
     let create_rate = n as f64 / (created.finished - created.started).as_secs_f64();
@@ -1165,8 +1399,28 @@ async fn main() -> anyhow::Result<()> {
         ctx.args.pods, ctx.args.nodes, ctx.args.concurrency
     );
     burst_rows(&ours_burst, scm_burst.as_ref());
+    match &baseline_burst {
+        Some(Ok(b)) => println!(
+            "  before ({}): ListEntries calls per minute during step transitions {:.1}; per pod p50 {}, p99 {}",
+            ctx.args
+                .baseline
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            b.lists_per_minute,
+            secs(b.p50),
+            secs(b.p99)
+        ),
+        Some(Err(e)) => println!("  before: failed: {e}"),
+        None => {}
+    }
     println!(
-        "Full reconcile: {n} pods ({create_rate:.0} pods/s created with TaskRuns and statuses), {n} entries"
+        "Full reconcile: {n} pods ({create_rate:.0} pods/s created with TaskRuns and statuses, {}), {n} entries",
+        if ctx.args.small_objects {
+            "small synthetic objects"
+        } else {
+            "shaped like Tekton's: steps, results, taskSpec, 4 KB termination message"
+        }
     );
     reconcile_rows(&ours_reconcile, scm_reconcile.as_ref());
     println!(

@@ -7,6 +7,9 @@
 #       --nodes N           Node objects the pods are spread over (default 10)
 #       --reconcile-pods N  pods (and owned entries) of the full-reconcile phase (default 10000)
 #       --no-scm            skip spire-controller-manager
+#       --baseline BIN      an earlier tekton-spire binary, measured as "before" in the burst
+#                           and step-transition phases
+#       --small-objects     small synthetic objects instead of Tekton-shaped ones
 #       --keep DIR          work in DIR and leave it (logs, configs) instead of a temp dir
 #   ./scripts/bench-controller.sh build-scm
 #       only builds (or finds) spire-controller-manager and prints its cache directory
@@ -36,13 +39,15 @@ if [[ ${1:-} == build-scm ]]; then
   exit 0
 fi
 
-pods=1000 nodes=10 reconcile_pods=10000 scm=1 keep=""
+pods=1000 nodes=10 reconcile_pods=10000 scm=1 keep="" baseline="" small=0
 while [[ $# -gt 0 ]]; do
   case $1 in
     --pods) pods=$2; shift ;;
     --nodes) nodes=$2; shift ;;
     --reconcile-pods) reconcile_pods=$2; shift ;;
     --no-scm) scm=0 ;;
+    --baseline) baseline=$2; shift ;;
+    --small-objects) small=1 ;;
     --keep) keep=$2; shift ;;
     *) die "unknown option $1 (see the head of $0)" ;;
   esac
@@ -100,4 +105,6 @@ fi
 args=(--kubeconfig "$work/kube/kubeconfig" --controller "$controller" --work "$work"
       --pods "$pods" --nodes "$nodes" --reconcile-pods "$reconcile_pods")
 [[ -z $scm_bin ]] || args+=(--scm "$scm_bin" --scm-version "$SCM_VERSION")
+[[ -z $baseline ]] || args+=(--baseline "$baseline")
+[[ $small == 0 ]] || args+=(--small-objects)
 "$driver" "${args[@]}"

@@ -155,10 +155,10 @@ def set_intervals(node, interval):
     for what in ("statefulset/spire-server", "daemonset/spire-agent"):
         node.kubectl("-n", "spire", "rollout", "restart", what)
         node.kubectl("-n", "spire", "rollout", "status", what, "--timeout=300s")
-    # The controller reconnects to the restarted server by itself; wait until it is ready.
-    node.kubectl(
-        "-n", "tekton-spire", "rollout", "status", "deployment/tekton-spire-controller", "--timeout=300s"
-    )
+    # The controllers reconnect to the restarted server and agent by themselves; wait until
+    # they are ready.
+    for what in ("deployment/tekton-spire-controller", "deployment/tekton-spire-verdict"):
+        node.kubectl("-n", "tekton-spire", "rollout", "status", what, "--timeout=300s")
 
 
 def one_run(node, ns, watch, deadline=300):

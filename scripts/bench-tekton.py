@@ -386,7 +386,7 @@ def measure(work, spire, harness, ours_lib, release):
     ov = last_json(run([our_lib, "verify", str(RUNS), taskrun, bundle, spire.td]))
     if ov["results"] != RESULTS:
         raise SystemExit(f"our verifier saw {ov['results']} results")
-    cli_args = [cli, "verify", "--taskrun", taskrun, "--bundle", bundle, "--trust-domain", spire.td]
+    cli_args = [cli, "verify", "--taskrun", taskrun, "--bundle", bundle, "--trust-domain", spire.td, "--accept-tekton-format"]
     cli_tekton = [wall(cli_args, env) for _ in range(RUNS)]
 
     log("verifying: the same results sealed by our helper")

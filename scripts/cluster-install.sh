@@ -10,8 +10,9 @@
 #   1. SPIRE: server, agent, SPIFFE CSI driver, with the images built here and
 #      spire-controller-manager beside them as the spiffe/helm-charts-hardened chart runs
 #      it (tests/cluster/spire, an overlay of spire-config/kubernetes).
-#   2. The controller's admin identity on this node (register-controller.sh).
-#   3. The controller, from deploy/ as written.
+#   2. The controller's admin identity and the verdict controller's plain one, on this
+#      node (register-controller.sh).
+#   3. The entry and verdict controllers, from deploy/ as written.
 #
 # Progress on stderr; stdout stays empty. Needs the programs and images already built
 # (scripts/programs.sh, scripts/images.sh): nothing is built here.
@@ -55,11 +56,13 @@ for what in statefulset/spire-server daemonset/spire-agent daemonset/spiffe-csi-
     || die "$what is not ready (kubectl -n spire get pods; kubectl -n spire logs …)"
 done
 
-say "2. the controller's SPIRE admin identity, bound to node $NODE_NAME"
+say "2. the controller's SPIRE admin identity and the verdict controller's, bound to node $NODE_NAME"
 KUBECTL=$kubectl CLUSTER=demo-cluster "$root/spire-config/kubernetes/register-controller.sh" "$NODE_NAME"
 
-say "3. the controller, from deploy/ as written"
+say "3. the entry and verdict controllers, from deploy/ as written"
 "$kubectl" apply -k "$root/deploy" >/dev/null
-"$kubectl" -n tekton-spire rollout status deployment/tekton-spire-controller --timeout=300s >/dev/null \
-  || die "the controller is not ready (kubectl -n tekton-spire describe pods)"
+for what in deployment/tekton-spire-controller deployment/tekton-spire-verdict; do
+  "$kubectl" -n tekton-spire rollout status "$what" --timeout=300s >/dev/null \
+    || die "$what is not ready (kubectl -n tekton-spire describe pods)"
+done
 say "installed"

@@ -93,7 +93,7 @@ verdict() {
 }
 for _ in $(seq 1 120); do v=$(verdict); [[ -n $v ]] && break; sleep 0.5; done
 info "SignedResultsVerified=$v"
-[[ $v == True* ]] || fail "the verdict is not True"
+[[ $v == True* ]] || fail "the verdict is not True (kubectl -n tekton-spire logs deploy/tekton-spire-verdict)"
 
 say "The entry is removed once the TaskRun is done"
 for _ in $(seq 1 120); do

@@ -8,6 +8,8 @@
 #       SPIRE_BIN, SPIRE_SERVER_SOCKET, SPIFFE_ENDPOINT_SOCKET, SPIRE_AGENT_ID, TRUST_DOMAIN.
 #       --tuned   shortens propagation: server cache reload 1 s, agent sync 1 s
 #                 (defaults: 5 s each; see spire-config/README.md).
+#       --audit-log  the server logs every API call ("API accessed", with its method):
+#                 the controller benchmark counts ListEntries calls with it.
 #       --watch   stops both when process PID exits (tests pass their own PID, so
 #                 nothing outlives them even when they are killed).
 #       --remove-dir  with --watch: the watchdog then also deletes DIR.
@@ -48,10 +50,11 @@ stop() {
 }
 
 start() {
-  local tuned=0 watch="" remove_dir=0
+  local tuned=0 watch="" remove_dir=0 audit=0
   while [[ $# -gt 0 ]]; do
     case $1 in
       --tuned) tuned=1 ;;
+      --audit-log) audit=1 ;;
       --watch) watch=$2; shift ;;
       --remove-dir) remove_dir=1 ;;
       *) die "unknown option $1" ;;
@@ -66,6 +69,9 @@ start() {
   if [[ $tuned == 1 ]]; then
     server_extra='experimental { cache_reload_interval = "1s" }'
     agent_extra='experimental { sync_interval = "1s" }'
+  fi
+  if [[ $audit == 1 ]]; then
+    server_extra="$server_extra audit_log_enabled = true"
   fi
   render "$config_dir/server.conf" "$dir/server.conf" "$port" "$server_extra" ""
   render "$config_dir/agent.conf" "$dir/agent.conf" "$port" "" "$agent_extra"
@@ -95,7 +101,7 @@ ENV
   say "server and agent healthy (server port $port, Workload API unix://$dir/workload/agent.sock)"
 }
 
-[[ $# -ge 2 ]] || die "usage: spire-local.sh start DIR [--tuned] [--watch PID [--remove-dir]] | stop DIR | stop-server DIR | start-server DIR"
+[[ $# -ge 2 ]] || die "usage: spire-local.sh start DIR [--tuned] [--audit-log] [--watch PID [--remove-dir]] | stop DIR | stop-server DIR | start-server DIR"
 cmd=$1
 dir=$(mkdir -p "$2" && cd "$2" && pwd)
 shift 2

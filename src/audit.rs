@@ -2,6 +2,7 @@
 //! PipelineRun and its TaskRuns, and trust bundles; verify; report each verdict as text
 //! or JSON (docs/verify-output.md is the JSON contract); return the worst exit code.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -51,7 +52,8 @@ pub struct Request {
     pub bundles: Vec<PathBuf>,
     /// The trust domain the SVID must belong to.
     pub trust_domain: String,
-    /// Only this format is accepted, if set.
+    /// Only this format is accepted, if set; `None` accepts Tekton's format too, whose
+    /// weaknesses are then printed on stderr.
     pub require_format: Option<Format>,
     /// Clock skew allowed around the run, in seconds.
     pub clock_skew_seconds: u32,
@@ -136,6 +138,7 @@ impl Origin<'_> {
 pub fn run(request: &Request) -> ExitCode {
     let printer = Printer {
         output: request.output,
+        warned: Cell::new(false),
     };
     let policy = match load_policy(request) {
         Ok(policy) => policy,
@@ -302,11 +305,29 @@ fn merge(object: &mut Value, more: Value) {
 /// Prints verdicts in the requested form; each method returns the verdict's exit code.
 struct Printer {
     output: Output,
+    /// Whether the weaknesses of Tekton's format were named already (once a run).
+    warned: Cell<bool>,
 }
 
 impl Printer {
     fn emit(&self, value: &Value) {
         println!("{value}");
+    }
+
+    /// Names the weaknesses of Tekton's format on stderr, once a run, when a TaskRun was
+    /// accepted in it (only with --accept-tekton-format or --require-format tekton).
+    fn warn_if_tekton_format(&self, verdict: &Result<Verified, Rejection>) {
+        if let Ok(v) = verdict
+            && v.format() == Format::Tekton
+            && !self.warned.replace(true)
+        {
+            eprintln!(
+                "warning: accepted in Tekton's TEP-0089 format, which signs no result names (two \
+                 results can swap values and signatures), binds no TaskRun UID (a later TaskRun \
+                 of the same name can replay), joins array values with an ambiguous comma and \
+                 carries the leaf certificate alone (docs/tekton-format.md)"
+            );
+        }
     }
 
     fn invalid(&self, e: &InputError) -> u8 {
@@ -381,6 +402,7 @@ impl Printer {
                 Err(_) => eprintln!("{}", Self::taskrun_line(taskrun, verdict)),
             },
         }
+        self.warn_if_tekton_format(verdict);
         if verdict.is_ok() {
             EXIT_VERIFIED
         } else {
@@ -396,6 +418,9 @@ impl Printer {
         origins: &[Origin],
     ) -> u8 {
         let who = format!("{}/{}", pr.namespace, pr.name);
+        for child in &verdict.taskruns {
+            self.warn_if_tekton_format(&child.verdict);
+        }
         let code = if verdict.outcome.is_ok() {
             EXIT_VERIFIED
         } else {

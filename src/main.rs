@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use tekton_spire::audit;
-use tekton_spire::cli::{self, Command, ControllerArgs, FormatArg, OutputArg, UnverifiableArg};
+use tekton_spire::cli::{
+    self, Command, ControllerArgs, FormatArg, OutputArg, RunArg, UnverifiableArg,
+};
 use tekton_spire_verify::Format;
 use tekton_spire_verify::pipelinerun::Unverifiable;
 
@@ -16,10 +18,12 @@ fn main() -> ExitCode {
             pipelinerun: args.pipelinerun,
             bundles: args.bundle,
             trust_domain: args.trust_domain,
-            require_format: args.require_format.map(|f| match f {
-                FormatArg::Seal => Format::Seal,
-                FormatArg::Tekton => Format::Tekton,
-            }),
+            // The seal unless told otherwise: Tekton's format is opt-in.
+            require_format: match (args.require_format, args.accept_tekton_format) {
+                (Some(FormatArg::Seal), _) | (None, false) => Some(Format::Seal),
+                (Some(FormatArg::Tekton), _) => Some(Format::Tekton),
+                (None, true) => None,
+            },
             clock_skew_seconds: args.clock_skew,
             unverifiable: match args.unverifiable_results {
                 UnverifiableArg::Reject => Unverifiable::Reject,
@@ -95,7 +99,12 @@ fn run_controller(args: &ControllerArgs) -> ExitCode {
             tracing::info!("shutting down");
             on_signal.cancel();
         });
-        match tekton_spire::controller::run(config, client, shutdown).await {
+        let components = match args.run {
+            RunArg::Entries => tekton_spire::controller::Components::Entries,
+            RunArg::Verdicts => tekton_spire::controller::Components::Verdicts,
+            RunArg::All => tekton_spire::controller::Components::All,
+        };
+        match tekton_spire::controller::run(config, components, client, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = %telemetry::error_chain(&e), "controller stopped");

@@ -146,7 +146,14 @@ impl Workspace {
         let tr_path = self.dir.path().join("taskrun.json");
         std::fs::write(&tr_path, serde_json::to_vec(&taskrun).unwrap()).unwrap();
         Command::new(env!("CARGO_BIN_EXE_tekton-spire"))
-            .args(["verify", "--output", "json", "--trust-domain", trust_domain])
+            .args([
+                "verify",
+                "--output",
+                "json",
+                "--accept-tekton-format",
+                "--trust-domain",
+                trust_domain,
+            ])
             .arg("--taskrun")
             .arg(&tr_path)
             .arg("--bundle")

@@ -14,11 +14,14 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
-use tekton_spire_testbed::node::{Node, Tekton};
+use tekton_spire_testbed::node::{ENTRY_PREFIX, Node, Tekton};
 
 const TRUST_DOMAIN: &str = "example.org";
 const CONTROLLER_NS: &str = "tekton-spire";
-const ENTRY_PREFIX: &str = "tekton-spire.";
+/// spire-controller-manager's `entryIDPrefix` (tests/cluster/spire).
+const SCM_PREFIX: &str = "demo-cluster.";
+/// The label that opts a TaskRun in to verdicts.
+const VERIFY_LABEL: &str = "tekton-spire.dev/verify";
 const WAIT: Duration = Duration::from_secs(120);
 
 /// The node, this test's turn on it, and Tekton's controller stopped: these tests write
@@ -51,12 +54,13 @@ fn json_of(text: &str) -> anyhow::Result<Value> {
 }
 
 /// A TaskRun as Tekton creates it (its pod is created separately, as Tekton does), with
-/// `status.startTime` and `status.podName` written through the status subresource.
+/// `status.startTime` and `status.podName` written through the status subresource. It
+/// opts in to verdicts by its label.
 fn create_taskrun(node: &Node, ns: &str, name: &str, pod_name: &str) -> anyhow::Result<String> {
     let taskrun = json!({
         "apiVersion": "tekton.dev/v1",
         "kind": "TaskRun",
-        "metadata": {"name": name, "namespace": ns},
+        "metadata": {"name": name, "namespace": ns, "labels": {VERIFY_LABEL: "true"}},
         "spec": {"taskSpec": {"steps": [{"name": "sign", "image": "tekton-spire-sign", "command": ["true"]}]},
                  "timeout": "10m"},
     });
@@ -190,46 +194,46 @@ fn pod_json(node: &Node, ns: &str, pod: &str) -> anyhow::Result<Value> {
 }
 
 #[test]
-fn the_controller_is_ready_under_the_restricted_pod_security_standard() -> anyhow::Result<()> {
+fn both_controllers_are_ready_under_the_restricted_pod_security_standard() -> anyhow::Result<()> {
     let (node, _turn) = node();
     let ns = json_of(&node.kubectl(&["get", "namespace", CONTROLLER_NS, "-o", "json"])?)?;
     assert_eq!(
         ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
         "restricted"
     );
-    let pods = json_of(&node.kubectl(&[
-        "-n",
-        CONTROLLER_NS,
-        "get",
-        "pods",
-        "-l",
-        "app.kubernetes.io/name=tekton-spire-controller",
-        "-o",
-        "json",
-    ])?)?;
-    let pods = pods["items"].as_array().context("no pod list")?;
-    assert_eq!(pods.len(), 2, "deploy/ runs two replicas");
-    for pod in pods {
-        let ready = pod["status"]["conditions"].as_array().is_some_and(|c| {
-            c.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        });
-        assert!(
-            ready,
-            "controller pod {} is not Ready: {}",
-            pod["metadata"]["name"], pod["status"]
-        );
-        let volumes = pod["spec"]["volumes"].as_array().context("no volumes")?;
-        assert!(
-            volumes.iter().all(|v| v.get("hostPath").is_none()),
-            "no hostPath in the controller pod"
-        );
-        assert!(
-            volumes
-                .iter()
-                .any(|v| v["csi"]["driver"] == "csi.spiffe.io"),
-            "the Workload API comes from the CSI driver"
-        );
+    // The entry controller (deploy/controller.yaml) and the verdict controller
+    // (deploy/verdict.yaml): two replicas each, under their own labels.
+    for name in ["tekton-spire-controller", "tekton-spire-verdict"] {
+        let pods = controller_pods(node, name)?;
+        assert_eq!(pods.len(), 2, "deploy/ runs two replicas of {name}");
+        for pod in &pods {
+            let ready = pod["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            });
+            assert!(
+                ready,
+                "{name} pod {} is not Ready: {}",
+                pod["metadata"]["name"], pod["status"]
+            );
+            assert_eq!(pod["spec"]["serviceAccountName"], name);
+            assert_eq!(
+                pod["spec"]["nodeSelector"]["node-restriction.kubernetes.io/tekton-spire-controller"],
+                "true",
+                "{name} runs only on the nodes register-controller.sh labelled"
+            );
+            let volumes = pod["spec"]["volumes"].as_array().context("no volumes")?;
+            assert!(
+                volumes.iter().all(|v| v.get("hostPath").is_none()),
+                "no hostPath in the {name} pod"
+            );
+            assert!(
+                volumes
+                    .iter()
+                    .any(|v| v["csi"]["driver"] == "csi.spiffe.io"),
+                "the Workload API of {name} comes from the CSI driver"
+            );
+        }
     }
     // The API server admitted it under `restricted`: a pod breaking the standard is refused
     // there, which shows the label is enforced and not decoration.
@@ -436,13 +440,10 @@ fn the_helper_signs_with_the_taskruns_svid_beside_a_default_identity_and_the_ver
         "spire-controller-manager's default entry for the pod",
         WAIT,
         || {
-            Ok(node
-                .entries_with_prefix("demo-cluster.")?
-                .into_iter()
-                .find(|e| {
-                    spiffe_id_of(e) == default_id
-                        && selector_values(e).contains(&format!("k8s:pod-uid:{pod_uid}"))
-                }))
+            Ok(node.entries_with_prefix(SCM_PREFIX)?.into_iter().find(|e| {
+                spiffe_id_of(e) == default_id
+                    && selector_values(e).contains(&format!("k8s:pod-uid:{pod_uid}"))
+            }))
         },
     )?;
     let state = terminated(node, &ns, "build-pod", "step-sign")?;
@@ -453,7 +454,7 @@ fn the_helper_signs_with_the_taskruns_svid_beside_a_default_identity_and_the_ver
         "signed with another SVID: {logs}"
     );
     assert!(
-        node.entries_with_prefix("demo-cluster.")?
+        node.entries_with_prefix(SCM_PREFIX)?
             .iter()
             .any(|e| e["id"] == scm_entry["id"]),
         "the default identity was present while the helper signed"
@@ -518,20 +519,25 @@ fn the_helper_signs_with_the_taskruns_svid_beside_a_default_identity_and_the_ver
     Ok(())
 }
 
-/// The container IDs (without the runtime prefix) of the controller's pods.
-fn controller_containers(node: &Node) -> anyhow::Result<Vec<(String, String, i64)>> {
+/// The pods of one of deploy/'s Deployments (`app.kubernetes.io/name`).
+fn controller_pods(node: &Node, name: &str) -> anyhow::Result<Vec<Value>> {
     let pods = json_of(&node.kubectl(&[
         "-n",
         CONTROLLER_NS,
         "get",
         "pods",
         "-l",
-        "app.kubernetes.io/name=tekton-spire-controller",
+        &format!("app.kubernetes.io/name={name}"),
         "-o",
         "json",
     ])?)?;
+    pods["items"].as_array().cloned().context("no pod list")
+}
+
+/// The container IDs (without the runtime prefix) of the entry controller's pods.
+fn controller_containers(node: &Node) -> anyhow::Result<Vec<(String, String, i64)>> {
     let mut out = Vec::new();
-    for pod in pods["items"].as_array().context("no pods")? {
+    for pod in controller_pods(node, "tekton-spire-controller")? {
         for status in pod["status"]["containerStatuses"]
             .as_array()
             .into_iter()
@@ -803,20 +809,28 @@ fn spire_controller_manager_and_the_controller_keep_to_their_own_entries() -> an
     })?;
     let theirs = node.wait_for("spire-controller-manager's entry", WAIT, || {
         Ok(node
-            .entries_with_prefix("demo-cluster.")?
+            .entries_with_prefix(SCM_PREFIX)?
             .into_iter()
             .find(|e| selector_values(e).contains(&format!("k8s:pod-uid:{pod_uid}"))))
     })?;
-    // The entries neither controller declared (register-controller.sh's).
+    // The entries neither controller declared (register-controller.sh's): the entry
+    // controller's admin identity and the verdict controller's plain one.
     let admin = format!("spiffe://{TRUST_DOMAIN}/ns/tekton-spire/sa/tekton-spire-controller");
-    let unowned = |node: &Node| -> anyhow::Result<usize> {
-        Ok(node
-            .entries_with_prefix("")?
-            .iter()
-            .filter(|e| spiffe_id_of(e) == admin)
-            .count())
+    let verdicts = format!("spiffe://{TRUST_DOMAIN}/ns/tekton-spire/sa/tekton-spire-verdict");
+    let unowned = |node: &Node| -> anyhow::Result<(usize, usize)> {
+        let all = node.entries_with_prefix("")?;
+        let count = |id: &str, is_admin: bool| {
+            all.iter()
+                .filter(|e| spiffe_id_of(e) == id && (e["admin"] == true) == is_admin)
+                .count()
+        };
+        Ok((count(&admin, true), count(&verdicts, false)))
     };
-    assert_eq!(unowned(node)?, 1);
+    assert_eq!(
+        unowned(node)?,
+        (1, 1),
+        "one admin entry, one plain verdict entry"
+    );
     // Three full passes of each (both resync every 10 s): nothing deleted, nothing recreated.
     std::thread::sleep(Duration::from_secs(30));
     let still = |id: &Value| -> anyhow::Result<bool> {
@@ -832,7 +846,11 @@ fn spire_controller_manager_and_the_controller_keep_to_their_own_entries() -> an
         "the controller deleted spire-controller-manager's entry {}",
         theirs["id"]
     );
-    assert_eq!(unowned(node)?, 1, "the admin entry survives both");
+    assert_eq!(
+        unowned(node)?,
+        (1, 1),
+        "register-controller.sh's entries survive both"
+    );
     node.kubectl(&["delete", "namespace", &ns, "--wait=false"])?;
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::{Value, json};
-use tekton_spire_testbed::node::{Node, Tekton, condition};
+use tekton_spire_testbed::node::{ENTRY_PREFIX, Node, Tekton, condition};
 
 const TRUST_DOMAIN: &str = "example.org";
 const WAIT: Duration = Duration::from_secs(240);
@@ -245,7 +245,7 @@ fn cancelling_timing_out_or_deleting_a_running_taskrun_leaves_no_entry() -> anyh
     // Nothing about the deleted TaskRun is left on the server either: no entry of any
     // TaskRun of this namespace.
     let left: Vec<Value> = node
-        .entries_with_prefix("tekton-spire.")?
+        .entries_with_prefix(ENTRY_PREFIX)?
         .into_iter()
         .filter(|e| {
             tekton_spire_testbed::node::spiffe_id_of(e)
@@ -457,11 +457,10 @@ fn a_retried_taskrun_is_sealed_by_its_last_attempt_and_an_earlier_seal_copied_ov
     // attempts seal their results, only the second succeeds.
     let mut task = example_task(node, &ns)?;
     task["metadata"]["name"] = json!("flaky-build-and-seal");
-    task["spec"]["steps"]
-        .as_array_mut()
-        .context("steps")?
-        .push(json!({"name": "gate", "image": "tekton-spire.local/busybox:1",
-                     "script": "test \"$(context.task.retry-count)\" != 0\n"}));
+    task["spec"]["steps"].as_array_mut().context("steps")?.push(
+        json!({"name": "gate", "image": "tekton-spire.local/busybox:1",
+                     "script": "test \"$(context.task.retry-count)\" != 0\n"}),
+    );
     node.kubectl_stdin(&["apply", "-f", "-"], &task.to_string())?;
     let names = create(
         node,

@@ -200,7 +200,7 @@ fn our_verify(agent: &dyn Agent, dir: &Path, taskrun: &Path) -> (i32, Value) {
         std::fs::write(&bundle, agent.bundle()).unwrap();
     }
     let out = Command::new(env!("CARGO_BIN_EXE_tekton-spire"))
-        .args(["verify", "--output", "json"])
+        .args(["verify", "--output", "json", "--accept-tekton-format"])
         .args(["--trust-domain", agent.trust_domain()])
         .arg("--taskrun")
         .arg(taskrun)

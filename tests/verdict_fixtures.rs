@@ -47,6 +47,7 @@ fn verify(
         "verify",
         "--output",
         "json",
+        "--accept-tekton-format",
         "--taskrun",
         taskrun,
         "--trust-domain",
@@ -178,6 +179,7 @@ fn text_output_puts_the_reason_on_stderr_and_missing_files_exit_2() {
         .current_dir(&dir)
         .args([
             "verify",
+            "--accept-tekton-format",
             "--taskrun",
             "tampered-string.json",
             "--bundle",
@@ -232,6 +234,7 @@ fn the_taskrun_can_come_from_standard_input() {
         .current_dir(&dir)
         .args([
             "verify",
+            "--accept-tekton-format",
             "--taskrun",
             "-",
             "--bundle",
@@ -272,5 +275,61 @@ fn a_completion_time_at_the_end_of_representable_time_is_judged_not_a_crash() {
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn tekton_format_is_rejected_unless_accepted_and_its_weaknesses_are_named_when_it_is() {
+    let dir = fixtures();
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tekton-spire"))
+            .current_dir(&dir)
+            .args([
+                "verify",
+                "--taskrun",
+                "pristine-v1-json.json",
+                "--bundle",
+                "pki/root.pem",
+                "--trust-domain",
+                "example.org",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let default = run(&[]);
+    assert_eq!(default.status.code(), Some(1), "the seal alone by default");
+    let stderr = String::from_utf8_lossy(&default.stderr);
+    assert!(
+        stderr.starts_with("rejected default/build-abc [format.not-allowed]"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let accepted = run(&["--accept-tekton-format"]);
+    assert_eq!(accepted.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&accepted.stderr);
+    for weakness in ["result names", "UID", "comma", "leaf"] {
+        assert!(stderr.contains(weakness), "{weakness}: {stderr}");
+    }
+    // Two TaskRuns accepted in Tekton's format: two verdicts, the weaknesses named once.
+    let twice = run(&[
+        "--accept-tekton-format",
+        "--taskrun",
+        "pristine-v1-json.json",
+    ]);
+    assert_eq!(twice.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&twice.stdout).lines().count(), 2);
+    assert_eq!(
+        String::from_utf8_lossy(&twice.stderr)
+            .matches("warning:")
+            .count(),
+        1
+    );
+    assert_eq!(run(&["--require-format", "tekton"]).status.code(), Some(0));
+    assert_eq!(
+        run(&["--accept-tekton-format", "--require-format", "seal"])
+            .status
+            .code(),
+        Some(1)
     );
 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Registers the tekton-spire controller's identity as a SPIRE admin workload, so that it
-# may call the server's Entry API over mTLS (spire-server-addr). Runs where kubectl works,
+# may call the server's Entry API over mTLS (spire-server-addr), and the verdict
+# controller's as a plain workload, so that its Workload API serves it the trust bundle
+# its verdicts are judged against. Runs where kubectl works,
 # as a cluster administrator; it runs the spire-server binary in its pod through
 # `kubectl exec` (the image has no shell) and is safe to run again.
 #
@@ -15,7 +17,10 @@
 #    allowed_node_label_keys, which makes k8s_psat emit it as a selector).
 # 3. The admin entry spiffe://$TRUST_DOMAIN/ns/tekton-spire/sa/tekton-spire-controller,
 #    parented to that alias, for pods of that namespace and service account only.
-# 4. Restarts the agents on those nodes, so that they attest again with the label.
+# 4. The entry spiffe://$TRUST_DOMAIN/ns/tekton-spire/sa/tekton-spire-verdict, not admin,
+#    under the same alias, for the verdict Deployment (deploy/verdict.yaml), which runs
+#    on the same nodes.
+# 5. Restarts the agents on those nodes, so that they attest again with the label.
 # What this trusts: the agents on the labelled nodes, and whoever may run pods as
 # tekton-spire/tekton-spire-controller or exec into them (keep the namespace to the
 # controller; docs/install.md). An agent on any other node is never handed the identity.
@@ -33,6 +38,7 @@ LABEL=node-restriction.kubernetes.io/tekton-spire-controller
 SOCKET=/run/spire/sockets/api.sock
 ALIAS=spiffe://$TRUST_DOMAIN/tekton-spire/controller-nodes
 ADMIN=spiffe://$TRUST_DOMAIN/ns/tekton-spire/sa/tekton-spire-controller
+VERDICT=spiffe://$TRUST_DOMAIN/ns/tekton-spire/sa/tekton-spire-verdict
 
 say() { printf 'register-controller: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -64,6 +70,9 @@ ensure_entry "$ALIAS" -node \
   -selector "k8s_psat:cluster:$CLUSTER" -selector "k8s_psat:agent_node_label:$LABEL:true"
 ensure_entry "$ADMIN" -parentID "$ALIAS" \
   -selector k8s:ns:tekton-spire -selector k8s:sa:tekton-spire-controller -admin
+# No -admin: the verdict controller reads its bundle and calls nothing on the server.
+ensure_entry "$VERDICT" -parentID "$ALIAS" \
+  -selector k8s:ns:tekton-spire -selector k8s:sa:tekton-spire-verdict
 # An agent's node selectors are those of its last attestation: the agents of the nodes
 # labelled above attest again (their DaemonSet pods are replaced) to join the alias.
 for node in "$@"; do

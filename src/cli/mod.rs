@@ -31,8 +31,8 @@ pub enum Command {
     /// years later still works after SVIDs and CAs rotated away), that the signing
     /// certificate is an X.509-SVID naming exactly this TaskRun
     /// (spiffe://<trust-domain>/ns/<namespace>/taskrun/<name>), every signature, and that
-    /// the signed results are exactly the results in the status. Reads both Tekton's
-    /// TEP-0089 format and the tekton-spire seal.
+    /// the signed results are exactly the results in the status. Accepts the
+    /// tekton-spire seal, and Tekton's TEP-0089 format only with --accept-tekton-format.
     ///
     /// --taskrun takes one TaskRun, a List of them (as `kubectl get taskruns -o json`
     /// prints it) or several files, and gives one verdict per TaskRun. With
@@ -62,15 +62,18 @@ pub enum Command {
   tekton-spire verify --taskrun tr.json --bundle old-root.pem --bundle new-root.pem \\
       --trust-domain example.org")]
     Verify(VerifyArgs),
-    /// Run the controller: a SPIRE entry for every running TaskRun pod, and a verdict
-    /// (condition SignedResultsVerified) on every completed TaskRun.
+    /// Run the controller: a SPIRE entry for every running TaskRun pod (--run entries, the
+    /// default), a verdict (condition SignedResultsVerified) on every completed TaskRun
+    /// that opted in (--run verdicts), or both in one process (--run all).
     ///
     /// Talks to Kubernetes with the in-cluster service account, or the KUBECONFIG file,
     /// and to the SPIRE server's Entry API over its admin socket or mTLS, as the
-    /// configuration file says. Stops cleanly on SIGTERM or SIGINT.
+    /// configuration file says. Serves Prometheus metrics, /healthz and /readyz on
+    /// metrics-address (default 0.0.0.0:9090). Stops cleanly on SIGTERM or SIGINT.
     #[command(
         after_help = "Example configuration (keys as in Tekton's SPIRE ConfigMap where Tekton has one):
   spire-trust-domain: example.org
+  cluster-name: prod                                 # required; entry IDs are tekton-spire.<cluster-name>.<pod UID>
   spire-server-addr: spire-server.spire.svc:8081   # or spire-server-socket: /run/spire/server/private/api.sock
   spire-socket-path: unix:///spiffe-workload-api/spire-agent.sock
   spire-node-alias-prefix: /tekton-node/
@@ -78,6 +81,9 @@ pub enum Command {
   leader-election-namespace: tekton-spire            # several replicas, one leader
   signing-container: step-sign                       # narrow-to-signing-container: false to allow every step
   trust-bundle-path: /run/spire/bundle/bundle.crt    # verdicts; omit to record none
+  verdict-namespaces: [team-a]                       # or label TaskRuns tekton-spire.dev/verify=true
+  verdicts: condition                                # or event: needs no write access to TaskRuns
+  metrics-address: 0.0.0.0:9090
   resync-interval: 10s"
     )]
     Controller(ControllerArgs),
@@ -100,6 +106,11 @@ pub struct ControllerArgs {
     /// Log lines as text or JSON, on stderr.
     #[arg(long, value_enum, default_value_t = OutputArg::Text)]
     pub log_format: OutputArg,
+    /// Which loops to run: `entries` needs SPIRE admin rights and reads Kubernetes only,
+    /// `verdicts` needs no SPIRE rights but writes TaskRun status; run them as separate
+    /// Deployments under separate service accounts, or `all` in one.
+    #[arg(long, value_enum, default_value_t = RunArg::Entries)]
+    pub run: RunArg,
 }
 
 /// `tekton-spire verify`.
@@ -125,10 +136,17 @@ pub struct VerifyArgs {
     /// `spiffe://example.org`.
     #[arg(long, value_name = "TD")]
     pub trust_domain: String,
-    /// Accept only this format; `seal` rejects Tekton's weaker format on clusters that
-    /// have moved on.
+    /// Accept only this format. Without it only the seal is accepted, unless
+    /// --accept-tekton-format is given.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub require_format: Option<FormatArg>,
+    /// Accept Tekton's TEP-0089 format as well as the seal. Its weaknesses: result names
+    /// are not signed (two results can swap values and signatures), the TaskRun's UID is
+    /// not bound (a later TaskRun of the same name can replay the results), array and
+    /// object values are comma-joined ambiguously, and only the leaf certificate is
+    /// carried (docs/tekton-format.md).
+    #[arg(long)]
+    pub accept_tekton_format: bool,
     /// Clock skew, in seconds, allowed between the signing pod and the TaskRun's start
     /// and completion times when judging a seal's signing time.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
@@ -161,6 +179,17 @@ pub struct ManArgs {
     /// The directory to write the pages to (created if missing).
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub dir: PathBuf,
+}
+
+/// Which of the controller's loops a process runs.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RunArg {
+    /// SPIRE entries for TaskRun pods (needs SPIRE admin rights).
+    Entries,
+    /// Verdicts on completed TaskRuns that opted in (writes TaskRun status).
+    Verdicts,
+    /// Both, in one process.
+    All,
 }
 
 /// A signature format.

@@ -1,25 +1,44 @@
-//! Keeping the SPIRE entries equal to what the pods need: one stateless pass that lists
-//! our entries, computes the desired set from the watch caches and applies the
-//! difference; run on every watch event (bursts merged) and on a timer.
+//! Keeping the SPIRE entries equal to what the pods need.
+//!
+//! A pass computes the desired entries from the watch caches and applies the difference
+//! to the owned entries it knows of. What it knows comes from a complete list of the
+//! server's entries (at the start, every `resync-interval`, and after any failure that
+//! leaves it unsure) and the outcomes of its own changes since; a pass with nothing to
+//! change calls nothing. So steady step transitions of running TaskRuns, which wake a
+//! pass each, cost no `ListEntries`, and a change made behind the controller's back is
+//! repaired by the next resync.
+//!
+//! Failures are kept apart: a refused entry is reported (a warning and an event on its
+//! TaskRun) and retried on its own schedule, never holding back the others; a failed
+//! call for one batch or one kind of change does not stop the rest of the pass.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
+use futures::StreamExt as _;
 use kube::ResourceExt;
-use kube::api::DynamicObject;
 use kube::runtime::reflector::Store;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tonic::Code;
 
-use super::desired::{TaskRuns, desired_entries};
-use super::plan::plan;
+use super::desired::{Desired, PodOwner, TaskRuns, desired_entries};
+use super::events::{Events, Notice, pod_ref, taskrun_ref};
+use super::leader::Leadership;
+use super::metrics::Metrics;
+use super::objects::{CachedPod, CachedTaskRun};
+use super::plan::{Ownership, classify, plan};
 use crate::config::Config;
-use crate::spire::{self, CreateOutcome, ListFilter};
+use crate::spire::{
+    self, CREATE_BATCH_SIZE, CreateOutcome, DELETE_BATCH_SIZE, EntryId, EntrySpec, ListFilter,
+};
 
 /// Bursts of watch events closer than this share one pass.
-const DEBOUNCE: Duration = Duration::from_millis(100);
+const DEBOUNCE: Duration = Duration::from_millis(50);
+/// Create batches in flight at once: the server works on one while the next travels.
+const CREATE_CONCURRENCY: usize = 2;
 
 /// Counts of one pass, for its log line.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -32,51 +51,150 @@ pub(crate) struct PassReport {
     pub updated: usize,
     /// Entries deleted.
     pub deleted: usize,
-    /// Per-entry changes the server refused.
+    /// Entries the server refused for good (until their spec changes or a resync).
+    pub refused: usize,
+    /// Changes that failed for a reason that may pass; retried soon.
     pub failed: usize,
+    /// Whether the pass listed the server's entries.
+    pub listed: bool,
 }
 
-/// Why a pass did not complete.
+impl PassReport {
+    fn changed(&self) -> bool {
+        self.created + self.updated + self.deleted > 0
+    }
+}
+
+/// Why a pass stopped early.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PassError {
-    #[error("SPIRE Entry API call failed")]
-    Spire(#[from] spire::Error),
-    #[error("{failed} entry change(s) were refused by the server")]
-    Partial { failed: usize },
+    #[error("listing the SPIRE server's entries failed")]
+    List(#[source] spire::Error),
+    #[error("{calls} SPIRE Entry API call(s) failed; the first")]
+    Calls {
+        calls: usize,
+        #[source]
+        first: spire::Error,
+    },
+    #[error("this replica no longer holds the lease")]
+    NotLeader,
 }
 
-/// A (namespace, name) index of the TaskRun cache, made once per pass.
-struct TaskRunIndex(HashMap<(String, String), Arc<DynamicObject>>);
+/// A TaskRun cache index made once per pass.
+struct TaskRunIndex(HashMap<(String, String), Arc<CachedTaskRun>>);
 
 impl TaskRuns for TaskRunIndex {
-    fn get(&self, namespace: &str, name: &str) -> Option<Arc<DynamicObject>> {
+    fn get(&self, namespace: &str, name: &str) -> Option<Arc<CachedTaskRun>> {
         self.0
             .get(&(namespace.to_owned(), name.to_owned()))
             .cloned()
     }
 }
 
-/// The state one pass reads: the SPIRE client and the watch caches.
+/// An entry the server did not take, and when to try it again.
+#[derive(Debug)]
+struct Refusal {
+    spec: EntrySpec,
+    message: String,
+    /// Permanent refusals wait for a resync (or a changed spec); transient ones back off.
+    permanent: bool,
+    retry_at: Instant,
+    delay: Duration,
+}
+
+/// The owned entries as last listed, with our own changes applied since.
+#[derive(Debug, Default)]
+struct Known {
+    ours: BTreeMap<EntryId, EntrySpec>,
+    leftovers: Vec<EntryId>,
+}
+
+/// The state of the entry loop.
 pub(crate) struct EntrySync {
     pub(crate) spire: spire::Client,
-    pub(crate) pods: Store<Pod>,
-    pub(crate) taskruns: Store<DynamicObject>,
+    pub(crate) pods: Store<CachedPod>,
+    pub(crate) taskruns: Store<CachedTaskRun>,
     pub(crate) config: Arc<Config>,
+    pub(crate) leadership: Leadership,
+    pub(crate) metrics: Metrics,
+    pub(crate) events: Events,
+    /// `None` until listed, and again after a failure that leaves the server's state
+    /// unsure.
+    known: Option<Known>,
+    refused: HashMap<EntryId, Refusal>,
+    /// Unix time this process started: registration latencies are measured only for pods
+    /// created since, not for those found at startup.
+    started_at: i64,
+}
+
+/// The current Unix time in seconds.
+fn unix_now() -> i64 {
+    k8s_openapi::jiff::Timestamp::now().as_second()
+}
+
+/// A (normal) event about a pod's entry, on its TaskRun, the pod as the related object.
+fn entry_notice(owner: &PodOwner, reason: &'static str, note: String) -> Notice {
+    Notice {
+        regarding: taskrun_ref(&owner.namespace, &owner.taskrun, &owner.taskrun_uid),
+        related: Some(pod_ref(&owner.namespace, &owner.pod, &owner.pod_uid)),
+        warning: false,
+        reason,
+        action: "RegisterEntry",
+        note,
+    }
+}
+
+/// Whether a per-entry error will get the same answer when retried as is.
+fn permanent(error: &spire::Error) -> bool {
+    !error.is_retryable()
+        && !matches!(
+            error.code(),
+            Some(Code::Internal | Code::Unknown | Code::Aborted | Code::NotFound)
+        )
 }
 
 impl EntrySync {
-    /// One full pass.
-    ///
-    /// # Guarantees
-    /// Deletes only entries under our ID prefix that no live pod needs, and only after a
-    /// complete list; creates are idempotent (deterministic IDs, `ALREADY_EXISTS` is
-    /// success). Repeating a pass after a failure at any point converges.
-    pub(crate) async fn pass(&self) -> Result<PassReport, PassError> {
-        let config = &self.config;
-        let actual = self
+    pub(crate) fn new(
+        spire: spire::Client,
+        pods: Store<CachedPod>,
+        taskruns: Store<CachedTaskRun>,
+        config: Arc<Config>,
+    ) -> Self {
+        Self {
+            spire,
+            pods,
+            taskruns,
+            config,
+            leadership: Leadership::unconditional(),
+            metrics: Metrics::new(),
+            events: Events::none(),
+            known: None,
+            refused: HashMap::new(),
+            started_at: unix_now(),
+        }
+    }
+
+    fn ownership(&self) -> Ownership {
+        Ownership {
+            prefix: self.config.entry_id_prefix.clone(),
+            cleanup: self.config.entry_id_prefix_cleanup.clone(),
+        }
+    }
+
+    /// Lists every entry of the server and keeps ours (by ID prefix alone: an entry of
+    /// ours whose hint was changed is still found).
+    async fn list(&mut self) -> Result<(), PassError> {
+        let listed = self
             .spire
-            .list_entries(&ListFilter::default().by_hint(config.entry_hint.clone()))
-            .await?;
+            .list_entries(&ListFilter::default())
+            .await
+            .map_err(PassError::List)?;
+        let (ours, leftovers) = classify(listed, &self.ownership());
+        self.known = Some(Known { ours, leftovers });
+        Ok(())
+    }
+
+    fn desired(&self, now: i64) -> BTreeMap<EntryId, Desired> {
         let index = TaskRunIndex(
             self.taskruns
                 .state()
@@ -85,95 +203,350 @@ impl EntrySync {
                 .collect(),
         );
         let pods = self.pods.state();
-        let desired = desired_entries(pods.iter().map(Arc::as_ref), &index, config);
-        let plan = plan(&desired, &actual, &config.entry_id_prefix);
-        let mut report = PassReport {
-            desired: desired.len(),
-            ..PassReport::default()
+        desired_entries(pods.iter().map(Arc::as_ref), &index, &self.config, now)
+    }
+
+    fn check_leader(&self) -> Result<(), PassError> {
+        if self.leadership.is_valid() {
+            Ok(())
+        } else {
+            Err(PassError::NotLeader)
+        }
+    }
+
+    /// One pass; `list` forces a list of the server's entries first.
+    ///
+    /// # Guarantees
+    /// Deletes only entries under our ID prefix that no live pod needs (and leftovers
+    /// under the cleanup prefix), only on the basis of a complete list; creates are
+    /// idempotent (deterministic IDs, `ALREADY_EXISTS` is success). Every write is made
+    /// only while this replica's leadership is valid. Repeating a pass after a failure
+    /// at any point converges.
+    pub(crate) async fn pass(&mut self, list: bool) -> Result<PassReport, PassError> {
+        let mut report = PassReport::default();
+        if list || self.known.is_none() {
+            self.list().await?;
+            report.listed = true;
+            // A resync retries what the server refused for good.
+            if list {
+                self.refused.retain(|_, r| !r.permanent);
+            }
+        }
+        let now = unix_now();
+        let desired = self.desired(now);
+        report.desired = desired.len();
+        let retry_now = Instant::now();
+        self.refused.retain(|id, r| {
+            desired
+                .get(id)
+                .is_some_and(|d| d.spec == r.spec && r.retry_at > retry_now)
+        });
+        let Some(known) = &self.known else {
+            return Ok(report);
         };
+        let mut plan = plan(
+            desired
+                .iter()
+                .filter(|(id, _)| !self.refused.contains_key(*id))
+                .map(|(id, d)| (id, &d.spec)),
+            &known.ours,
+        );
+        plan.delete.extend(known.leftovers.iter().cloned());
         if plan.is_empty() {
+            self.metrics
+                .set_entries(report.desired, known.ours.len(), self.refused.len());
             return Ok(report);
         }
 
-        if !plan.delete.is_empty() {
-            for (id, outcome) in plan
-                .delete
-                .iter()
-                .zip(self.spire.batch_delete(&plan.delete).await?)
-            {
-                match outcome {
-                    Ok(_) => {
-                        report.deleted += 1;
-                        tracing::info!(entry_id = %id, "deleted entry");
-                    }
-                    Err(error) => {
-                        report.failed += 1;
-                        tracing::warn!(entry_id = %id, error = %crate::telemetry::error_chain(&error), "could not delete entry");
+        let mut call_errors = Vec::new();
+        // Creates first: they are what a new pod waits for.
+        let mut recreate = Vec::new();
+        if !plan.create.is_empty() {
+            self.create(&plan.create, &desired, &mut report, &mut call_errors)
+                .await?;
+        }
+        if !plan.update.is_empty() {
+            self.check_leader()?;
+            match self.spire.batch_update(&plan.update).await {
+                Err(error) => {
+                    self.known = None;
+                    call_errors.push(error);
+                }
+                Ok(outcomes) => {
+                    for (spec, outcome) in plan.update.iter().zip(outcomes) {
+                        match outcome {
+                            Ok(entry) => {
+                                report.updated += 1;
+                                tracing::info!(entry_id = %spec.id, spiffe_id = %spec.spiffe_id, "updated entry");
+                                self.remember(entry.spec);
+                            }
+                            // Gone behind our back: create it instead, in this pass.
+                            Err(spire::Error::EntryRejected {
+                                code: Code::NotFound,
+                                ..
+                            }) => {
+                                self.forget(&spec.id);
+                                recreate.push(spec.clone());
+                            }
+                            Err(error) => {
+                                self.refuse(spec, &desired, "BatchUpdateEntry", &error, &mut report)
+                            }
+                        }
                     }
                 }
             }
         }
-        if !plan.create.is_empty() {
-            for (spec, outcome) in plan
-                .create
-                .iter()
-                .zip(self.spire.batch_create(&plan.create).await?)
-            {
+        if !recreate.is_empty() {
+            tracing::info!(
+                entries = recreate.len(),
+                "entries to update were gone from the server; creating them"
+            );
+            self.create(&recreate, &desired, &mut report, &mut call_errors)
+                .await?;
+        }
+        if !plan.delete.is_empty() {
+            for batch in plan.delete.chunks(DELETE_BATCH_SIZE) {
+                self.check_leader()?;
+                match self.spire.batch_delete(batch).await {
+                    Err(error) => {
+                        self.known = None;
+                        call_errors.push(error);
+                    }
+                    Ok(outcomes) => {
+                        for (id, outcome) in batch.iter().zip(outcomes) {
+                            match outcome {
+                                Ok(_) => {
+                                    report.deleted += 1;
+                                    tracing::info!(entry_id = %id, "deleted entry");
+                                    self.forget(id);
+                                }
+                                Err(error) => {
+                                    report.failed += 1;
+                                    self.metrics.spire_error(
+                                        "BatchDeleteEntry",
+                                        error.code().unwrap_or(Code::Unknown),
+                                    );
+                                    tracing::warn!(entry_id = %id, error = %crate::telemetry::error_chain(&error), "could not delete entry");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(known) = &self.known {
+            self.metrics
+                .set_entries(report.desired, known.ours.len(), self.refused.len());
+        }
+        report.refused = self.refused.values().filter(|r| r.permanent).count();
+        match call_errors.len() {
+            0 => Ok(report),
+            calls => Err(PassError::Calls {
+                calls,
+                first: call_errors.swap_remove(0),
+            }),
+        }
+    }
+
+    /// Creates `specs`, [`CREATE_CONCURRENCY`] batches at a time.
+    async fn create(
+        &mut self,
+        specs: &[EntrySpec],
+        desired: &BTreeMap<EntryId, Desired>,
+        report: &mut PassReport,
+        call_errors: &mut Vec<spire::Error>,
+    ) -> Result<(), PassError> {
+        let spire = self.spire.clone();
+        let leadership = self.leadership.clone();
+        let calls: Vec<_> = specs
+            .chunks(CREATE_BATCH_SIZE)
+            .map(|batch| {
+                let batch = batch.to_vec();
+                let (spire, leadership) = (spire.clone(), leadership.clone());
+                async move {
+                    if !leadership.is_valid() {
+                        return (batch, Err(None));
+                    }
+                    let result = spire.batch_create(&batch).await.map_err(Some);
+                    (batch, result)
+                }
+            })
+            .collect();
+        let mut batches = futures::stream::iter(calls).buffered(CREATE_CONCURRENCY);
+        while let Some((batch, result)) = batches.next().await {
+            let outcomes = match result {
+                Err(None) => return Err(PassError::NotLeader),
+                Err(Some(error)) => {
+                    self.known = None;
+                    call_errors.push(error);
+                    continue;
+                }
+                Ok(outcomes) => outcomes,
+            };
+            for (spec, outcome) in batch.iter().zip(outcomes) {
                 match outcome {
                     Ok(CreateOutcome::AlreadyExists(existing)) if existing.spec.id != spec.id => {
                         // Someone registered the same workload first; theirs serves it.
-                        tracing::warn!(entry_id = %spec.id, existing_entry_id = %existing.spec.id, spiffe_id = %spec.spiffe_id,
-                            "an entry owned by someone else already registers this workload");
+                        let error = spire::Error::EntryRejected {
+                            id: spec.id.to_string(),
+                            code: Code::AlreadyExists,
+                            message: format!(
+                                "the entry {} owned by someone else already registers this workload",
+                                existing.spec.id
+                            ),
+                        };
+                        self.refuse(spec, desired, "BatchCreateEntry", &error, report);
                     }
-                    Ok(_) => {
+                    Ok(outcome) => {
                         report.created += 1;
                         tracing::info!(entry_id = %spec.id, spiffe_id = %spec.spiffe_id, parent_id = %spec.parent_id, "created entry");
+                        self.registered(spec, desired);
+                        self.remember(outcome.into_entry().spec);
                     }
-                    Err(error) => {
+                    Err(spire::Error::EntryIdTaken { .. }) => {
+                        // Our ID holds something else: what we know is stale.
+                        self.known = None;
                         report.failed += 1;
-                        tracing::warn!(entry_id = %spec.id, error = %crate::telemetry::error_chain(&error), "could not create entry");
                     }
+                    Err(error) => self.refuse(spec, desired, "BatchCreateEntry", &error, report),
                 }
             }
         }
-        if !plan.update.is_empty() {
-            for (spec, outcome) in plan
-                .update
-                .iter()
-                .zip(self.spire.batch_update(&plan.update).await?)
-            {
-                match outcome {
-                    Ok(_) => {
-                        report.updated += 1;
-                        tracing::info!(entry_id = %spec.id, spiffe_id = %spec.spiffe_id, "updated entry");
-                    }
-                    Err(error) => {
-                        report.failed += 1;
-                        tracing::warn!(entry_id = %spec.id, error = %crate::telemetry::error_chain(&error), "could not update entry");
-                    }
-                }
-            }
-        }
-        if report.failed > 0 {
-            return Err(PassError::Partial {
-                failed: report.failed,
-            });
-        }
-        Ok(report)
+        Ok(())
     }
 
-    /// Runs passes until `shutdown`: after every trigger (bursts merged), every
-    /// `resync_interval`, and after a failure with jittered exponential backoff.
-    pub(crate) async fn run(self, trigger: Arc<Notify>, shutdown: CancellationToken) {
+    fn remember(&mut self, spec: EntrySpec) {
+        self.refused.remove(&spec.id);
+        if let Some(known) = self.known.as_mut() {
+            known.ours.insert(spec.id.clone(), spec);
+        }
+    }
+
+    fn forget(&mut self, id: &EntryId) {
+        if let Some(known) = self.known.as_mut() {
+            known.ours.remove(id);
+            known.leftovers.retain(|l| l != id);
+        }
+    }
+
+    /// An entry created for a pod: latency and an event on its TaskRun.
+    fn registered(&self, spec: &EntrySpec, desired: &BTreeMap<EntryId, Desired>) {
+        let Some(owner) = desired.get(&spec.id).and_then(|d| d.owner.as_ref()) else {
+            return;
+        };
+        if let Some(created) = owner.pod_created
+            && created >= self.started_at
+        {
+            let seconds = (k8s_openapi::jiff::Timestamp::now().as_millisecond() as f64 / 1000.0)
+                - created as f64;
+            self.metrics.observe_registration(seconds.max(0.0));
+        }
+        self.events.send(entry_notice(
+            owner,
+            "EntryRegistered",
+            format!(
+                "SPIRE entry {} registered for pod {}: {}",
+                spec.id, owner.pod, spec.spiffe_id
+            ),
+        ));
+    }
+
+    /// An entry the server did not take: remembered with its retry time, and reported
+    /// (warning and event) when first refused or refused for another reason.
+    fn refuse(
+        &mut self,
+        spec: &EntrySpec,
+        desired: &BTreeMap<EntryId, Desired>,
+        method: &'static str,
+        error: &spire::Error,
+        report: &mut PassReport,
+    ) {
+        let code = error.code().unwrap_or(Code::Unknown);
+        self.metrics.spire_error(method, code);
+        let message = crate::telemetry::error_chain(error);
+        let permanent = permanent(error);
+        if !permanent {
+            report.failed += 1;
+        }
+        let config = &self.config;
+        let previous = self.refused.remove(&spec.id);
+        let repeated = previous
+            .as_ref()
+            .is_some_and(|p| p.spec == *spec && p.message == message);
+        let delay = match (&previous, permanent) {
+            (_, true) => config.resync_interval,
+            (Some(p), false) if p.spec == *spec => (p.delay * 2).min(config.retry_max),
+            _ => config.retry_min,
+        };
+        let owner: Option<&PodOwner> = desired.get(&spec.id).and_then(|d| d.owner.as_ref());
+        if repeated {
+            tracing::debug!(entry_id = %spec.id, error = %message, "entry refused again");
+        } else {
+            tracing::warn!(
+                entry_id = %spec.id,
+                spiffe_id = %spec.spiffe_id,
+                pod = owner.map_or("", |o| o.pod.as_str()),
+                namespace = owner.map_or("", |o| o.namespace.as_str()),
+                taskrun = owner.map_or("", |o| o.taskrun.as_str()),
+                code = ?code,
+                permanent,
+                error = %message,
+                "the SPIRE server refused an entry; the others go ahead"
+            );
+            if let Some(owner) = owner {
+                self.events.send(Notice {
+                    warning: true,
+                    ..entry_notice(
+                        owner,
+                        "EntryRefused",
+                        format!(
+                            "SPIRE entry {} for pod {} was refused ({code:?}): {message}",
+                            spec.id, owner.pod
+                        ),
+                    )
+                });
+            }
+        }
+        self.refused.insert(
+            spec.id.clone(),
+            Refusal {
+                spec: spec.clone(),
+                message,
+                permanent,
+                retry_at: Instant::now() + delay,
+                delay,
+            },
+        );
+    }
+
+    /// When the earliest transient refusal is due for a retry.
+    fn next_retry(&self) -> Option<Instant> {
+        self.refused
+            .values()
+            .filter(|r| !r.permanent)
+            .map(|r| r.retry_at)
+            .min()
+    }
+
+    /// Runs passes until `shutdown` or the loss of leadership: after every trigger
+    /// (bursts merged), when a refused entry is due, every `resync_interval` with a full
+    /// list, and after a failed call with jittered exponential backoff.
+    pub(crate) async fn run(mut self, trigger: Arc<Notify>, shutdown: CancellationToken) {
         let config = Arc::clone(&self.config);
         let mut delay = config.retry_min;
         let mut failures = 0u32;
-        let mut next = Duration::ZERO;
+        let mut next_resync = Instant::now();
+        let mut backoff_until: Option<Instant> = None;
         loop {
-            // After a failure only the backoff wakes the loop: watch events keep coming
-            // during an outage and must not turn retries into a busy loop.
+            let wake = [Some(next_resync), backoff_until, self.next_retry()]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(next_resync);
+            // After a failed call only the backoff wakes the loop: watch events keep
+            // coming during an outage and must not turn retries into a busy loop.
             let triggered = async {
-                if failures == 0 {
+                if backoff_until.is_none() {
                     trigger.notified().await;
                 } else {
                     std::future::pending::<()>().await;
@@ -181,39 +554,54 @@ impl EntrySync {
             };
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = triggered => {}
-                () = tokio::time::sleep(next) => {}
+                () = triggered => {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(DEBOUNCE) => {}
+                    }
+                }
+                () = tokio::time::sleep_until(wake) => {}
             }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(DEBOUNCE) => {}
-            }
-            let span = tracing::info_span!("entry_pass");
-            let started = tokio::time::Instant::now();
+            let resync = Instant::now() >= next_resync;
+            let span = tracing::info_span!("entry_pass", resync);
+            let started = Instant::now();
             // A pass may take minutes (thousands of creates on a cold start); stopping in
             // the middle of one is safe, since the next start repeats it.
             let result = tokio::select! {
                 () = shutdown.cancelled() => return,
-                result = tracing::Instrument::instrument(self.pass(), span) => result,
+                result = tracing::Instrument::instrument(self.pass(resync), span) => result,
             };
+            if resync {
+                next_resync = Instant::now() + config.resync_interval;
+            }
+            let elapsed = started.elapsed();
             match result {
                 Ok(report) => {
+                    backoff_until = None;
                     if failures > 0 {
                         tracing::info!(after_failures = failures, "entry pass succeeded again");
                     }
-                    if report.created + report.updated + report.deleted > 0 {
+                    if report.changed() || report.listed {
+                        self.metrics.observe_pass(elapsed.as_secs_f64());
+                    }
+                    if report.changed() {
                         tracing::info!(
                             desired = report.desired,
                             created = report.created,
                             updated = report.updated,
                             deleted = report.deleted,
-                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            refused = report.refused,
+                            listed = report.listed,
+                            elapsed_ms = elapsed.as_millis() as u64,
                             "entry pass"
                         );
                     }
                     failures = 0;
                     delay = config.retry_min;
-                    next = config.resync_interval;
+                }
+                Err(PassError::NotLeader) => {
+                    tracing::warn!("stopped mid-pass: this replica's leadership lapsed");
+                    return;
                 }
                 Err(error) => {
                     failures += 1;
@@ -224,7 +612,8 @@ impl EntrySync {
                     } else {
                         tracing::debug!(error = %message, failures, "entry pass failed again");
                     }
-                    next = delay.mul_f64(0.5 + fastrand::f64() * 0.5);
+                    backoff_until =
+                        Some(Instant::now() + delay.mul_f64(0.5 + fastrand::f64() * 0.5));
                     delay = (delay * 2).min(config.retry_max);
                 }
             }

@@ -1,13 +1,21 @@
 //! The controller: a SPIRE registration entry for every running TaskRun pod, removed when
-//! no longer needed, and a verdict on every completed TaskRun.
+//! no longer needed, and a verdict on every completed TaskRun that asked for one.
 //!
-//! Correctness needs no memory of its own: each pass lists the entries it owns (ID
-//! prefix and hint) and compares them with what the watch caches say the pods need, so a
-//! crash at any instant loses nothing and leaks nothing; the next pass repairs it.
+//! Correctness needs no memory of its own: passes compare what the watch caches say the
+//! pods need with the entries listed from the server (ID prefix alone), so a crash at any
+//! instant loses nothing and leaks nothing; the next pass repairs it. Entries also carry
+//! an expiry, so that SPIRE prunes them should the controller be uninstalled.
+//!
+//! The two loops can run in separate processes under separate service accounts (the
+//! default deployment): the entry loop needs SPIRE admin rights and only reads
+//! Kubernetes; the verdict loop needs no SPIRE rights but writes TaskRun status.
 
 mod desired;
 mod entries;
+mod events;
 mod leader;
+mod metrics;
+mod objects;
 mod plan;
 mod trust_bundle;
 mod verdict;
@@ -16,21 +24,50 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::{Api, ApiResource};
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ServerConnection};
+use crate::config::{Config, ServerConnection, VERDICT_OPT_IN_LABEL};
 use crate::spire::{self, ClientConfig, Endpoint};
 
 pub use desired::TASKRUN_LABEL;
 pub use verdict::{CONDITION_TYPE, REASON_FAILED, REASON_VERIFIED};
 
+use leader::{Leadership, LeaseConfig};
+use metrics::Metrics;
+use objects::{CachedPod, CachedTaskRun, keep_labels};
+
 /// How long shutdown waits for the loops to stop.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The lease of the entry loop (alone or with the verdict loop).
+pub const ENTRIES_LEASE: &str = "tekton-spire-controller";
+/// The lease of a verdict loop that runs alone.
+pub const VERDICTS_LEASE: &str = "tekton-spire-verdict";
+
+/// Which loops this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Components {
+    /// The SPIRE entries alone (needs SPIRE admin rights; reads Kubernetes only).
+    Entries,
+    /// The verdicts alone (needs `taskruns/status` patch for conditions; no SPIRE rights).
+    Verdicts,
+    /// Both, sharing one TaskRun cache, under one service account with both rights.
+    All,
+}
+
+impl Components {
+    fn entries(self) -> bool {
+        matches!(self, Components::Entries | Components::All)
+    }
+    fn verdicts(self) -> bool {
+        matches!(self, Components::Verdicts | Components::All)
+    }
+}
 
 /// Why the controller stopped. Configuration errors are not worth retrying.
 #[non_exhaustive]
@@ -45,12 +82,22 @@ pub enum Error {
         #[source]
         source: spire::Error,
     },
-    /// Another replica took the lease; this one stops so that it restarts as a follower.
+    /// This replica lost the lease (or could not renew it in time); it stops so that it
+    /// restarts as a follower.
     #[error("lost the leader lease")]
     LostLease,
     /// The server's SPIFFE ID in the configuration is not one.
     #[error("spire-server-id {0:?} is not a SPIFFE ID")]
     ServerId(String),
+    /// The metrics address cannot be bound.
+    #[error("cannot serve metrics on {address}")]
+    Metrics {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The API resource of `tekton.dev/v1` TaskRuns.
@@ -65,7 +112,10 @@ pub fn taskrun_resource() -> ApiResource {
 }
 
 fn endpoint(config: &Config) -> Result<(Endpoint, ClientConfig), Error> {
-    let client_config = ClientConfig::default().call_timeout(config.call_timeout);
+    let client_config = ClientConfig::default()
+        .call_timeout(config.call_timeout)
+        .keepalive(config.spire_keepalive)
+        .reconnect_after(config.spire_reconnect_after);
     match &config.server {
         ServerConnection::AdminSocket(path) => {
             Ok((Endpoint::AdminSocket(path.clone()), client_config))
@@ -119,38 +169,84 @@ async fn connect_spire(
     }
 }
 
-/// Runs the controller until `shutdown` is cancelled.
+/// Runs `components` until `shutdown` is cancelled.
 ///
 /// # Errors
-/// When the SPIRE endpoint is misconfigured. Transient failures (SPIRE or the API server
-/// unreachable, watches cut) are retried with backoff and never end it.
+/// When the SPIRE endpoint or the metrics address is misconfigured, or this replica
+/// lost the lease. Transient failures (SPIRE or the API server unreachable, watches cut)
+/// are retried with backoff and never end it.
 pub async fn run(
     config: Config,
+    components: Components,
     client: kube::Client,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    tracing::info!(config = ?config, "starting controller");
-    let Some(namespace) = config.leader_election_namespace.clone() else {
-        return run_as_leader(config, client, shutdown).await;
-    };
-    let lease = leader::LeaseConfig {
-        namespace,
-        name: "tekton-spire-controller".into(),
-        identity: identity(),
-        duration: Duration::from_secs(15),
-        renew_every: Duration::from_secs(2),
-    };
-    if !leader::acquire(client.clone(), &lease, &shutdown).await {
-        return Ok(());
+    tracing::info!(config = ?config, components = ?components, "starting controller");
+    if components.verdicts() && config.accept_tekton_format {
+        tracing::warn!(
+            "accept-tekton-format is on: verdicts accept Tekton's TEP-0089 format, which signs no \
+             result names (two results can swap values and signatures), binds no TaskRun UID \
+             (a later TaskRun of the same name can replay), joins array values with an \
+             ambiguous comma and carries the leaf certificate alone (docs/tekton-format.md)"
+        );
     }
+    let metrics = Metrics::new();
+    let server = match config.metrics_address {
+        Some(address) => Some(
+            metrics::serve(address, metrics.clone(), shutdown.clone())
+                .await
+                .map_err(|source| Error::Metrics { address, source })?,
+        ),
+        None => None,
+    };
+    let result = run_elected(config, components, client, shutdown, metrics).await;
+    if let Some(server) = server {
+        let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    }
+    result
+}
+
+async fn run_elected(
+    config: Config,
+    components: Components,
+    client: kube::Client,
+    shutdown: CancellationToken,
+    metrics: Metrics,
+) -> Result<(), Error> {
+    let Some(namespace) = config.leader_election_namespace.clone() else {
+        return run_as_leader(
+            config,
+            components,
+            client,
+            shutdown,
+            Leadership::unconditional(),
+            metrics,
+        )
+        .await;
+    };
+    let lease = LeaseConfig {
+        namespace,
+        name: if components == Components::Verdicts {
+            VERDICTS_LEASE
+        } else {
+            ENTRIES_LEASE
+        }
+        .into(),
+        identity: identity(),
+        timings: config.leader_election,
+    };
+    let lease_name = lease.name.clone();
+    // A follower is ready: it serves nothing but is healthy and takes over when needed.
+    metrics.set_ready(true);
+    metrics.set_leader(&lease_name, false);
+    let Some(leader) = leader::acquire(client.clone(), lease, &shutdown).await else {
+        return Ok(());
+    };
+    metrics.set_leader(&lease_name, true);
     let lost = CancellationToken::new();
     let inner = shutdown.child_token();
-    let keeper = tokio::spawn(leader::keep(
-        client.clone(),
-        lease,
-        shutdown.clone(),
-        lost.clone(),
-    ));
+    let leadership = leader.leadership();
+    let keeper = tokio::spawn(leader.keep(shutdown.clone(), lost.clone()));
     let stop_on_loss = {
         let (lost, inner) = (lost.clone(), inner.clone());
         tokio::spawn(async move {
@@ -158,11 +254,27 @@ pub async fn run(
             inner.cancel();
         })
     };
-    let result = run_as_leader(config, client, inner).await;
+    let result = run_as_leader(
+        config,
+        components,
+        client,
+        inner,
+        leadership,
+        metrics.clone(),
+    )
+    .await;
     stop_on_loss.abort();
-    keeper.abort();
+    metrics.set_leader(&lease_name, false);
     if lost.is_cancelled() {
+        keeper.abort();
         return Err(Error::LostLease);
+    }
+    // Shutting down: the keeper releases the lease so that a follower takes over at once.
+    if tokio::time::timeout(Duration::from_secs(5), keeper)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the lease was not released within 5 s");
     }
     result
 }
@@ -180,77 +292,132 @@ fn identity() -> String {
 
 async fn run_as_leader(
     config: Config,
+    components: Components,
     client: kube::Client,
     shutdown: CancellationToken,
+    leadership: Leadership,
+    metrics: Metrics,
 ) -> Result<(), Error> {
     let config = Arc::new(config);
-    let Some(spire) = connect_spire(&config, &shutdown).await? else {
-        return Ok(());
-    };
     let trigger = Arc::new(Notify::new());
-    let taskruns = taskrun_resource();
+    let events = events::Events::start(client.clone(), shutdown.clone());
+    let mut tasks = tokio::task::JoinSet::new();
 
-    let pod_writer: Writer<Pod> = Writer::default();
-    let pods = pod_writer.as_reader();
-    let pod_events = reflector::reflector(
-        pod_writer,
-        watcher(
-            Api::<Pod>::all(client.clone()),
-            watcher::Config::default().labels(TASKRUN_LABEL),
-        )
-        .default_backoff()
-        .modify(trim),
-    );
-    let taskrun_writer: Writer<DynamicObject> = Writer::new(taskruns.clone());
+    // One TaskRun cache for both loops, trimmed while parsed (objects.rs). A verdict loop
+    // alone that judges by label only watches the labelled TaskRuns.
+    let taskrun_writer: Writer<CachedTaskRun> = Writer::default();
     let taskrun_store = taskrun_writer.as_reader();
+    let taskrun_watch = if !components.entries() && config.verdict_namespaces.is_empty() {
+        watcher::Config::default().labels(&format!("{VERDICT_OPT_IN_LABEL}=true"))
+    } else {
+        watcher::Config::default()
+    };
     let taskrun_events = reflector::reflector(
         taskrun_writer,
-        watcher(
-            Api::<DynamicObject>::all_with(client.clone(), &taskruns),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .modify(trim),
+        watcher(Api::<CachedTaskRun>::all(client.clone()), taskrun_watch)
+            .default_backoff()
+            .modify(|tr| keep_labels(&mut tr.metadata, &[VERDICT_OPT_IN_LABEL])),
     );
-
-    let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(forward_events(
-        pod_events,
-        "pods",
-        Arc::clone(&trigger),
-        shutdown.clone(),
-    ));
+    let (verdict_tx, verdict_rx) = futures::channel::mpsc::unbounded::<CachedTaskRun>();
+    let to_verdicts = components.verdicts().then(|| {
+        let config = Arc::clone(&config);
+        let tx = verdict_tx.clone();
+        move |tr: &CachedTaskRun| {
+            if tr.completed() && verdict::opted_in(tr, &config) {
+                let _ = tx.unbounded_send(tr.clone());
+            }
+        }
+    });
+    drop(verdict_tx);
     tasks.spawn(forward_events(
         taskrun_events,
         "taskruns",
-        Arc::clone(&trigger),
+        components.entries().then(|| Arc::clone(&trigger)),
+        to_verdicts,
         shutdown.clone(),
     ));
 
+    let pod_store = if components.entries() {
+        // Completed pods leave the cache: the API server sends them as deleted once they
+        // no longer match the field selector.
+        let pod_writer: Writer<CachedPod> = Writer::default();
+        let pod_store = pod_writer.as_reader();
+        let pod_events = reflector::reflector(
+            pod_writer,
+            watcher(
+                Api::<CachedPod>::all(client.clone()),
+                watcher::Config::default()
+                    .labels(TASKRUN_LABEL)
+                    .fields("status.phase!=Succeeded,status.phase!=Failed"),
+            )
+            .default_backoff()
+            .modify(|pod| keep_labels(&mut pod.metadata, &[TASKRUN_LABEL])),
+        );
+        tasks.spawn(forward_events(
+            pod_events,
+            "pods",
+            Some(Arc::clone(&trigger)),
+            None::<fn(&CachedPod)>,
+            shutdown.clone(),
+        ));
+        Some(pod_store)
+    } else {
+        None
+    };
+
+    // Connect to SPIRE while the caches fill.
+    let spire = async {
+        if components.entries() {
+            connect_spire(&config, &shutdown).await
+        } else {
+            Ok(None)
+        }
+    };
+    let caches = async {
+        let pods = async {
+            match &pod_store {
+                Some(store) => store.wait_until_ready().await,
+                None => Ok(()),
+            }
+        };
+        tokio::try_join!(pods, taskrun_store.wait_until_ready())
+    };
     // Never plan on a cache that has not been filled: an empty cache would mean
     // "delete every entry".
-    tokio::select! {
+    let (spire, ready) = tokio::select! {
         () = shutdown.cancelled() => return Ok(()),
-        ready = async { tokio::try_join!(pods.wait_until_ready(), taskrun_store.wait_until_ready()) } => {
-            if ready.is_err() {
-                return Ok(());
-            }
-        }
+        both = async { tokio::join!(spire, caches) } => both,
+    };
+    let spire = spire?;
+    if ready.is_err() || shutdown.is_cancelled() {
+        return Ok(());
     }
     tracing::info!("watch caches filled; reconciling entries");
-    let sync = entries::EntrySync {
-        spire,
-        pods,
-        taskruns: taskrun_store,
-        config: Arc::clone(&config),
-    };
-    tasks.spawn(sync.run(Arc::clone(&trigger), shutdown.clone()));
-    tasks.spawn(verdict::run(
-        client,
-        taskruns,
-        Arc::clone(&config),
-        shutdown.clone(),
-    ));
+    metrics.set_ready(true);
+
+    if let (Some(spire), Some(pods)) = (spire, pod_store) {
+        let observer_metrics = metrics.clone();
+        let spire = spire.with_observer(Arc::new(move |method, code| {
+            observer_metrics.spire_call(method, code);
+        }));
+        let mut sync =
+            entries::EntrySync::new(spire, pods, taskrun_store.clone(), Arc::clone(&config));
+        sync.leadership = leadership;
+        sync.metrics = metrics.clone();
+        sync.events = events.clone();
+        tasks.spawn(sync.run(Arc::clone(&trigger), shutdown.clone()));
+    }
+    if components.verdicts() {
+        tasks.spawn(verdict::run(
+            client,
+            taskrun_store,
+            verdict_rx,
+            Arc::clone(&config),
+            events,
+            metrics,
+            shutdown.clone(),
+        ));
+    }
 
     shutdown.cancelled().await;
     if tokio::time::timeout(SHUTDOWN_TIMEOUT, async {
@@ -266,21 +433,14 @@ async fn run_as_leader(
     Ok(())
 }
 
-/// Drops what no pass reads before an object enters a cache: managed fields and the
-/// last-applied annotation are often the largest part of a small object.
-fn trim<K: kube::Resource>(object: &mut K) {
-    object.meta_mut().managed_fields = None;
-    if let Some(annotations) = object.meta_mut().annotations.as_mut() {
-        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-    }
-}
-
 /// Drives a reflector stream (which fills its cache) and turns every event into a
-/// trigger for the entry pass. Watch errors are retried by the stream's backoff.
-async fn forward_events<K>(
+/// trigger for the entry pass and, for each changed object, a call of `each`. Watch
+/// errors are retried by the stream's backoff.
+async fn forward_events<K: kube::Resource + Clone>(
     events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
     what: &'static str,
-    trigger: Arc<Notify>,
+    trigger: Option<Arc<Notify>>,
+    each: Option<impl Fn(&K)>,
     shutdown: CancellationToken,
 ) {
     let mut events = std::pin::pin!(events);
@@ -292,12 +452,20 @@ async fn forward_events<K>(
         };
         match next {
             None => return,
-            Some(Ok(_)) => {
+            Some(Ok(event)) => {
                 if failing {
                     tracing::info!(watch = what, "watch recovered");
                     failing = false;
                 }
-                trigger.notify_one();
+                if let Some(each) = &each {
+                    match &event {
+                        watcher::Event::Apply(o) | watcher::Event::InitApply(o) => each(o),
+                        _ => {}
+                    }
+                }
+                if let Some(trigger) = &trigger {
+                    trigger.notify_one();
+                }
             }
             Some(Err(error)) => {
                 if !failing {

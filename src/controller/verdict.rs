@@ -6,22 +6,31 @@
 //! produces provenance runs the verifier itself. To keep it honest the verdict is
 //! recomputed on every change of the TaskRun and rewritten when it differs, so a status
 //! edited after a "True" verdict turns "False" again.
+//!
+//! Only TaskRuns that opted in are judged (a namespace in `verdict-namespaces`, or the
+//! label `tekton-spire.dev/verify: "true"`), a few at a time. The loop is fed from the
+//! trimmed TaskRun cache the entry loop also reads, and fetches the full TaskRun only to
+//! judge it. With `verdicts: event` it writes events alone and needs no write access to
+//! TaskRuns.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::watcher;
-use kube::{Resource as _, ResourceExt};
+use kube::runtime::reflector::Store;
 use serde_json::{Value, json};
-use tekton_spire_verify::{Policy, TaskRun, TrustBundle, verify};
+use tekton_spire_verify::{Format, Policy, TaskRun, TrustBundle, verify};
 use tokio_util::sync::CancellationToken;
 
+use super::events::{Events, Notice, taskrun_ref};
+use super::metrics::Metrics;
+use super::objects::CachedTaskRun;
 use super::trust_bundle::{BundleError, Bundles};
-use crate::config::Config;
+use crate::config::{Config, VERDICT_OPT_IN_LABEL, VerdictOutput};
 
 /// Tekton's condition type.
 pub const CONDITION_TYPE: &str = "SignedResultsVerified";
@@ -41,6 +50,8 @@ pub(crate) enum VerdictError {
     Bundle(#[from] BundleError),
     #[error("cannot patch the TaskRun's status")]
     Patch(#[source] kube::Error),
+    #[error("cannot read the TaskRun")]
+    Get(#[source] kube::Error),
 }
 
 struct Context {
@@ -48,7 +59,26 @@ struct Context {
     bundles: Bundles,
     client: kube::Client,
     config: Arc<Config>,
-    recorder: Recorder,
+    events: Events,
+    metrics: Metrics,
+    /// With `verdicts: event`: the last verdict published per TaskRun UID, so that an
+    /// unchanged verdict is not published again.
+    published: Mutex<HashMap<String, (String, String)>>,
+    /// The resourceVersion our own last status patch produced, per TaskRun UID: the
+    /// change it causes needs no second judgement.
+    written: Mutex<HashMap<String, String>>,
+}
+
+/// Whether the TaskRun asked to be judged.
+pub(crate) fn opted_in(taskrun: &CachedTaskRun, config: &Config) -> bool {
+    taskrun
+        .labels()
+        .get(VERDICT_OPT_IN_LABEL)
+        .map(String::as_str)
+        == Some("true")
+        || taskrun
+            .namespace()
+            .is_some_and(|ns| config.verdict_namespaces.contains(&ns))
 }
 
 /// The condition the TaskRun should carry, or `None` while it has not completed.
@@ -71,7 +101,7 @@ pub(crate) fn verdict(
                 crate::telemetry::error_chain(&e)
             ),
         ),
-        Ok(parsed) => match verify(&parsed, &Policy::new(config.trust_domain.clone(), bundle)) {
+        Ok(parsed) => match verify(&parsed, &policy(config, bundle)) {
             Ok(v) => (
                 "True",
                 REASON_VERIFIED,
@@ -131,12 +161,71 @@ async fn verdict_within_budget(
     }
 }
 
-async fn reconcile(taskrun: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, VerdictError> {
+/// The seal alone unless Tekton's format is accepted by configuration.
+fn policy(config: &Config, bundle: TrustBundle) -> Policy {
+    let policy = Policy::new(config.trust_domain.clone(), bundle);
+    if config.accept_tekton_format {
+        policy
+    } else {
+        policy.require_format(Format::Seal)
+    }
+}
+
+async fn reconcile(cached: Arc<CachedTaskRun>, ctx: Arc<Context>) -> Result<Action, VerdictError> {
+    if !cached.completed() || !opted_in(&cached, &ctx.config) {
+        return Ok(Action::await_change());
+    }
+    let ours = ctx.written.lock().is_ok_and(|w| {
+        cached
+            .uid()
+            .and_then(|uid| w.get(&uid).cloned())
+            .is_some_and(|rv| Some(rv) == cached.resource_version())
+    });
+    if ours {
+        return Ok(Action::await_change());
+    }
     let bundle = ctx.bundles.current(&ctx.config.trust_domain)?;
-    let Some(mut wanted) = verdict_within_budget(taskrun.clone(), bundle, ctx.config.clone()).await
+    let namespace = cached.namespace().unwrap_or_default();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &namespace, &ctx.api_resource);
+    // The cache holds a trimmed copy; the verifier reads the whole TaskRun.
+    let Some(taskrun) = api
+        .get_opt(&cached.name_any())
+        .await
+        .map_err(VerdictError::Get)?
     else {
         return Ok(Action::await_change());
     };
+    let taskrun = Arc::new(taskrun);
+    let Some(mut wanted) =
+        verdict_within_budget(Arc::clone(&taskrun), bundle, Arc::clone(&ctx.config)).await
+    else {
+        return Ok(Action::await_change());
+    };
+    let field = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let regarding = taskrun_ref(
+        &namespace,
+        &taskrun.name_any(),
+        &taskrun.uid().unwrap_or_default(),
+    );
+    if ctx.config.verdicts == VerdictOutput::Event {
+        let key = taskrun.uid().unwrap_or_default();
+        let value = (field(&wanted, "reason"), field(&wanted, "message"));
+        let fresh = ctx
+            .published
+            .lock()
+            .map(|mut p| p.insert(key, value.clone()).as_ref() != Some(&value))
+            .unwrap_or(true);
+        if fresh {
+            publish(&ctx, regarding, &wanted);
+        }
+        return Ok(Action::await_change());
+    }
     let conditions: Vec<Value> = taskrun
         .data
         .pointer("/status/conditions")
@@ -172,38 +261,23 @@ async fn reconcile(taskrun: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         "metadata": {"resourceVersion": taskrun.resource_version()},
         "status": {"conditions": updated},
     });
-    let namespace = taskrun.namespace().unwrap_or_default();
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(ctx.client.clone(), &namespace, &ctx.api_resource);
-    api.patch_status(
-        &taskrun.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(VerdictError::Patch)?;
-    // An event too, for `kubectl describe taskrun`; losing it loses nothing.
-    let verified = wanted["status"] == "True";
-    let event = Event {
-        type_: if verified {
-            EventType::Normal
-        } else {
-            EventType::Warning
-        },
-        reason: wanted["reason"].as_str().unwrap_or_default().to_owned(),
-        note: wanted["message"]
-            .as_str()
-            .map(|m| m.chars().take(1000).collect()),
-        action: "VerifySignedResults".into(),
-        secondary: None,
-    };
-    if let Err(error) = ctx
-        .recorder
-        .publish(&event, &taskrun.object_ref(&ctx.api_resource))
+    let patched = api
+        .patch_status(
+            &taskrun.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
-    {
-        tracing::debug!(error = %crate::telemetry::error_chain(&error), "could not publish the verdict event");
+        .map_err(VerdictError::Patch)?;
+    if let (Some(uid), Some(rv), Ok(mut written)) = (
+        patched.uid(),
+        patched.resource_version(),
+        ctx.written.lock(),
+    ) {
+        written.insert(uid, rv);
     }
+    // An event too, for `kubectl describe taskrun`; losing it loses nothing.
+    publish(&ctx, regarding, &wanted);
     tracing::info!(
         taskrun = %taskrun.name_any(), namespace = %namespace,
         verdict = %wanted["status"], reason = %wanted["reason"], message = %wanted["message"],
@@ -212,7 +286,24 @@ async fn reconcile(taskrun: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
     Ok(Action::await_change())
 }
 
-fn error_policy(taskrun: Arc<DynamicObject>, error: &VerdictError, _ctx: Arc<Context>) -> Action {
+fn publish(ctx: &Context, regarding: k8s_openapi::api::core::v1::ObjectReference, wanted: &Value) {
+    let reason = wanted["reason"].as_str().unwrap_or_default();
+    ctx.metrics.verdict(reason);
+    ctx.events.send(Notice {
+        regarding,
+        related: None,
+        warning: wanted["status"] != "True",
+        reason: if reason == REASON_VERIFIED {
+            REASON_VERIFIED
+        } else {
+            REASON_FAILED
+        },
+        action: "VerifySignedResults",
+        note: wanted["message"].as_str().unwrap_or_default().to_owned(),
+    });
+}
+
+fn error_policy(taskrun: Arc<CachedTaskRun>, error: &VerdictError, _ctx: Arc<Context>) -> Action {
     let conflict = matches!(error, VerdictError::Patch(kube::Error::Api(s)) if s.code == 409);
     if conflict {
         tracing::debug!(taskrun = %taskrun.name_any(), "status changed while recording the verdict; retrying");
@@ -222,11 +313,15 @@ fn error_policy(taskrun: Arc<DynamicObject>, error: &VerdictError, _ctx: Arc<Con
     Action::requeue(Duration::from_secs(5).mul_f64(0.5 + fastrand::f64()))
 }
 
-/// Runs the verdict controller until `shutdown`.
+/// Runs the verdict controller until `shutdown`: `trigger` carries every change of a
+/// TaskRun in `store` (the shared cache).
 pub(crate) async fn run(
     client: kube::Client,
-    api_resource: ApiResource,
+    store: Store<CachedTaskRun>,
+    trigger: futures::channel::mpsc::UnboundedReceiver<CachedTaskRun>,
     config: Arc<Config>,
+    events: Events,
+    metrics: Metrics,
     shutdown: CancellationToken,
 ) {
     let Some(source) = &config.trust_bundle else {
@@ -238,19 +333,19 @@ pub(crate) async fn run(
     let Some(bundles) = Bundles::open(source, config.call_timeout, &shutdown).await else {
         return;
     };
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource);
-    let reporter = Reporter {
-        controller: "tekton-spire-controller".into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
+    let concurrency = config.verdict_concurrency;
     let ctx = Arc::new(Context {
-        api_resource: api_resource.clone(),
+        api_resource: super::taskrun_resource(),
         bundles,
-        recorder: Recorder::new(client.clone(), reporter),
         client,
         config,
+        events,
+        metrics,
+        published: Mutex::new(HashMap::new()),
+        written: Mutex::new(HashMap::new()),
     });
-    Controller::new_with(api, watcher::Config::default(), api_resource)
+    Controller::for_stream(trigger.map(Ok), store)
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown.cancelled_owned())
         .run(reconcile, error_policy, Arc::clone(&ctx))
         .for_each(|_| async {})
@@ -266,8 +361,10 @@ mod tests {
 
     fn config() -> Arc<Config> {
         Arc::new(
-            Config::parse("spire-trust-domain: example.org\nspire-server-socket: /nonexistent\n")
-                .unwrap(),
+            Config::parse(
+                "spire-trust-domain: example.org\ncluster-name: test\nspire-server-socket: /nonexistent\n",
+            )
+            .unwrap(),
         )
     }
 

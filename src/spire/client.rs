@@ -2,7 +2,8 @@
 //! one outcome per entry.
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use spiffe::X509Source;
 use tonic::transport::Channel;
@@ -63,23 +64,41 @@ pub enum DeleteOutcome {
     NotFound,
 }
 
+/// Told of every call: the method, and the gRPC code when it failed (`DEADLINE_EXCEEDED`
+/// for a call that timed out locally).
+pub type CallObserver = Arc<dyn Fn(&'static str, Option<Code>) + Send + Sync>;
+
 /// A client of the SPIRE Server Entry API. Cheap to clone; clones share the connection.
+///
+/// The connection sends HTTP/2 keepalive pings (and, over TCP, TCP keepalives) so that a
+/// server lost without closing the connection is noticed within
+/// [`ClientConfig::keepalive`] and its timeout, and after
+/// [`ClientConfig::reconnect_after`] consecutive failed calls the channel is rebuilt from
+/// scratch.
 ///
 /// Retrying is the caller's business: [`Error::is_retryable`] tells which failures are
 /// worth it.
 #[derive(Clone)]
 pub struct Client {
-    rpc: EntryClient<Channel>,
-    call_timeout: Duration,
+    shared: Arc<Shared>,
+    observer: Option<CallObserver>,
+}
+
+struct Shared {
     endpoint: Endpoint,
+    config: ClientConfig,
+    rpc: std::sync::RwLock<EntryClient<Channel>>,
     source: Option<X509Source>,
+    /// Consecutive calls that failed in a way a new connection might cure.
+    failures: AtomicU32,
+    rebuilding: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("endpoint", &self.endpoint)
-            .field("call_timeout", &self.call_timeout)
+            .field("endpoint", &self.shared.endpoint)
+            .field("call_timeout", &self.shared.config.call_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -93,25 +112,44 @@ impl Client {
     /// agent cannot be reached; [`Error::ServerNotAuthenticated`], [`Error::InvalidAddress`]
     /// [`Error::NoTrustBundle`] or [`Error::TlsConfig`] when the configuration is wrong.
     pub async fn connect(endpoint: Endpoint, config: ClientConfig) -> Result<Self, Error> {
-        let connection = connect(&endpoint, &config).await?;
+        let connection = connect(&endpoint, &config, None).await?;
         Ok(Self {
-            rpc: EntryClient::new(connection.channel),
-            call_timeout: config.call_timeout,
-            endpoint,
-            source: connection.source,
+            shared: Arc::new(Shared {
+                endpoint,
+                config,
+                rpc: std::sync::RwLock::new(EntryClient::new(connection.channel)),
+                source: connection.source,
+                failures: AtomicU32::new(0),
+                rebuilding: tokio::sync::Mutex::new(()),
+            }),
+            observer: None,
         })
+    }
+
+    /// This client, telling `observer` of every call (for metrics).
+    #[must_use]
+    pub fn with_observer(mut self, observer: CallObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The endpoint this client talks to.
     pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
+        &self.shared.endpoint
     }
 
     /// Stops the Workload API watch of an mTLS client. Calls made afterwards on this client
     /// or its clones fail once the connection needs a new handshake.
     pub async fn shutdown(self) {
-        if let Some(source) = self.source {
-            source.shutdown().await;
+        if let Some(source) = &self.shared.source {
+            source.clone().shutdown().await;
+        }
+    }
+
+    fn rpc(&self) -> EntryClient<Channel> {
+        match self.shared.rpc.read() {
+            Ok(rpc) => rpc.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
@@ -124,19 +162,65 @@ impl Client {
     where
         F: Future<Output = Result<Response<T>, Status>>,
     {
-        match tokio::time::timeout(self.call_timeout, rpc(self.rpc.clone())).await {
-            Err(_) => Err(Error::Timeout {
-                method,
-                timeout: self.call_timeout,
-            }),
+        let timeout = self.shared.config.call_timeout;
+        let result = match tokio::time::timeout(timeout, rpc(self.rpc())).await {
+            Err(_) => Err(Error::Timeout { method, timeout }),
+            // tonic's own enforcement of the deadline sent with the request, which may
+            // fire a moment before ours.
+            Ok(Err(status)) if status.code() == Code::Cancelled => {
+                Err(Error::Timeout { method, timeout })
+            }
             Ok(Err(status)) => Err(Error::from_status(method, status)),
             Ok(Ok(response)) => Ok(response.into_inner()),
+        };
+        if let Some(observe) = &self.observer {
+            observe(method, result.as_ref().err().and_then(Error::code));
+        }
+        // A call that timed out may only have met a busy server: with keepalives on, a
+        // dead connection shows as UNAVAILABLE once a ping goes unanswered, so only that
+        // counts; without them, timeouts are all there is to go by.
+        let keepalive = self.shared.config.keepalive.is_some();
+        match &result {
+            Err(Error::Unavailable { .. }) => self.failed().await,
+            Err(Error::Timeout { .. }) if !keepalive => self.failed().await,
+            Err(Error::Timeout { .. }) => {}
+            _ => self.shared.failures.store(0, Ordering::Relaxed),
+        }
+        result
+    }
+
+    /// Counts a failure that a new connection might cure, and rebuilds the channel after
+    /// [`ClientConfig::reconnect_after`] of them in a row. A failed rebuild keeps the old
+    /// channel, which keeps reconnecting by itself.
+    async fn failed(&self) {
+        let limit = self.shared.config.reconnect_after;
+        let failures = self.shared.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if limit == 0 || failures < limit {
+            return;
+        }
+        let Ok(_guard) = self.shared.rebuilding.try_lock() else {
+            return; // another call is rebuilding it
+        };
+        let shared = &self.shared;
+        match connect(&shared.endpoint, &shared.config, shared.source.clone()).await {
+            Ok(connection) => {
+                let fresh = EntryClient::new(connection.channel);
+                match shared.rpc.write() {
+                    Ok(mut rpc) => *rpc = fresh,
+                    Err(poisoned) => *poisoned.into_inner() = fresh,
+                }
+                shared.failures.store(0, Ordering::Relaxed);
+                tracing::warn!(endpoint = %shared.endpoint, failures, "rebuilt the SPIRE server connection after repeated failures");
+            }
+            Err(error) => {
+                tracing::debug!(endpoint = %shared.endpoint, error = %crate::telemetry::error_chain(&error), "could not rebuild the SPIRE server connection");
+            }
         }
     }
 
     fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
-        request.set_timeout(self.call_timeout);
+        request.set_timeout(self.shared.config.call_timeout);
         request
     }
 

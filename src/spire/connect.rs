@@ -82,6 +82,15 @@ pub struct ClientConfig {
     /// How long [`Endpoint::Tcp`] waits for this workload's first X509-SVID. Default 30 s,
     /// enough for a new entry to reach the agent with SPIRE's default sync intervals.
     pub svid_timeout: Duration,
+    /// Interval of HTTP/2 keepalive pings (also while idle) and, over TCP, of TCP
+    /// keepalive probes; a ping unanswered within as long again closes the connection,
+    /// which is then opened anew. `None` sends none. Default 10 s.
+    pub keepalive: Option<Duration>,
+    /// After this many consecutive calls that found the server unavailable (or, without
+    /// keepalives, timed out), the channel is rebuilt from scratch; 0 never. Default 3. A
+    /// call that merely timed out with keepalives on met a busy server, not a dead
+    /// connection: it does not count.
+    pub reconnect_after: u32,
 }
 
 impl Default for ClientConfig {
@@ -91,6 +100,8 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             workload_api: None,
             svid_timeout: Duration::from_secs(30),
+            keepalive: Some(Duration::from_secs(10)),
+            reconnect_after: 3,
         }
     }
 }
@@ -123,6 +134,33 @@ impl ClientConfig {
         self.svid_timeout = timeout;
         self
     }
+
+    /// Sets [`ClientConfig::keepalive`].
+    #[must_use]
+    pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
+        self.keepalive = interval;
+        self
+    }
+
+    /// Sets [`ClientConfig::reconnect_after`].
+    #[must_use]
+    pub fn reconnect_after(mut self, failures: u32) -> Self {
+        self.reconnect_after = failures;
+        self
+    }
+
+    /// A tonic endpoint with these timeouts and keepalives.
+    fn channel(&self, uri: Uri) -> tonic::transport::Endpoint {
+        let mut endpoint =
+            tonic::transport::Endpoint::from(uri).connect_timeout(self.connect_timeout);
+        if let Some(interval) = self.keepalive {
+            endpoint = endpoint
+                .http2_keep_alive_interval(interval)
+                .keep_alive_timeout(interval)
+                .keep_alive_while_idle(true);
+        }
+        endpoint
+    }
 }
 
 /// An open channel, and for mTLS the source of this workload's SVID and bundle, which
@@ -133,10 +171,12 @@ pub(crate) struct Connection {
 }
 
 /// Connects eagerly, so that a wrong address or identity shows at once; the channel
-/// reconnects by itself afterwards.
+/// reconnects by itself afterwards. `source`, when given, is the Workload API source of
+/// an earlier connection, reused for a rebuilt one.
 pub(crate) async fn connect(
     endpoint: &Endpoint,
     config: &ClientConfig,
+    source: Option<X509Source>,
 ) -> Result<Connection, Error> {
     match endpoint {
         Endpoint::AdminSocket(path) => {
@@ -146,8 +186,8 @@ pub(crate) async fn connect(
                 async move { UnixStream::connect(path).await.map(TokioIo::new) }
             });
             // The authority is not looked at by the server; the socket path decides.
-            let channel = tonic::transport::Endpoint::from_static("http://localhost")
-                .connect_timeout(config.connect_timeout)
+            let channel = config
+                .channel(Uri::from_static("http://localhost"))
                 .connect_with_connector(connector)
                 .await
                 .map_err(|source| Error::Connect {
@@ -170,6 +210,14 @@ pub(crate) async fn connect(
             let uri = Uri::try_from(format!("http://{addr}"))
                 .map_err(|_| invalid("not usable as a URI authority"))?;
 
+            if let Some(source) = source {
+                return connect_tls(addr, server_id, server_name, uri, &source, config)
+                    .await
+                    .map(|channel| Connection {
+                        channel,
+                        source: Some(source),
+                    });
+            }
             let mut builder = X509Source::builder().initial_sync_timeout(config.svid_timeout);
             if let Some(workload_api) = &config.workload_api {
                 builder = builder.endpoint(workload_api);
@@ -219,17 +267,28 @@ async fn connect_tls(
         .map_err(|source| Error::TlsConfig { source })?;
     let tls = TlsConnector::from(Arc::new(tls));
     let target = addr.to_owned();
+    let keepalive = config.keepalive;
     let connector = tower::service_fn(move |_: Uri| {
         let (tls, target, server_name) = (tls.clone(), target.clone(), server_name.clone());
         async move {
             let tcp = TcpStream::connect(target.as_str()).await?;
             tcp.set_nodelay(true)?;
+            if let Some(interval) = keepalive {
+                // The kernel's probes catch a peer that vanished even when no HTTP/2
+                // ping is due; tonic cannot set them through a custom connector.
+                socket2::SockRef::from(&tcp).set_tcp_keepalive(
+                    &socket2::TcpKeepalive::new()
+                        .with_time(interval)
+                        .with_interval(interval)
+                        .with_retries(3),
+                )?;
+            }
             let stream = tls.connect(server_name, tcp).await?;
             Ok::<_, std::io::Error>(TokioIo::new(stream))
         }
     });
-    tonic::transport::Endpoint::from(uri)
-        .connect_timeout(config.connect_timeout)
+    config
+        .channel(uri)
         .connect_with_connector(connector)
         .await
         .map_err(|source| {
@@ -318,7 +377,10 @@ mod tests {
             .call_timeout(Duration::from_secs(1))
             .connect_timeout(Duration::from_secs(2))
             .svid_timeout(Duration::from_secs(3))
-            .workload_api("unix:///tmp/a.sock");
+            .workload_api("unix:///tmp/a.sock")
+            .keepalive(None)
+            .reconnect_after(0);
+        assert_eq!((c.keepalive, c.reconnect_after), (None, 0));
         assert_eq!(c.call_timeout, Duration::from_secs(1));
         assert_eq!(c.connect_timeout, Duration::from_secs(2));
         assert_eq!(c.svid_timeout, Duration::from_secs(3));

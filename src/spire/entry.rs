@@ -132,8 +132,8 @@ impl fmt::Display for Selector {
 
 /// The fields of a registration entry that this client writes and reads.
 ///
-/// Fields it does not model (federates_with, downstream, store_svid, expires_at) are sent
-/// unset on create, left alone on update, and dropped when reading.
+/// Fields it does not model (federates_with, downstream, store_svid) are sent unset on
+/// create, left alone on update, and dropped when reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntrySpec {
     /// The entry ID, chosen by the caller.
@@ -158,6 +158,10 @@ pub struct EntrySpec {
     pub dns_names: Vec<String>,
     /// Whether the SVID may call the server's admin APIs.
     pub admin: bool,
+    /// When the server may prune the entry, in seconds since the Unix epoch; `None` for
+    /// never. SPIRE keeps serving an expired entry until its next pruning (every 5 minutes
+    /// in v1.13).
+    pub expires_at: Option<i64>,
 }
 
 impl EntrySpec {
@@ -178,6 +182,7 @@ impl EntrySpec {
             hint: String::new(),
             dns_names: Vec::new(),
             admin: false,
+            expires_at: None,
         };
         canonical_selectors(&mut spec.selectors);
         spec
@@ -206,6 +211,7 @@ pub(crate) fn spec_mask() -> pb::EntryMask {
         hint: true,
         dns_names: true,
         admin: true,
+        expires_at: true,
         ..pb::EntryMask::default()
     }
 }
@@ -281,6 +287,7 @@ impl EntrySpec {
             hint: self.hint.clone(),
             dns_names,
             admin: self.admin,
+            expires_at: self.expires_at.unwrap_or(0),
             ..pb::Entry::default()
         }
     }
@@ -310,6 +317,7 @@ impl Entry {
                 hint: entry.hint,
                 dns_names: entry.dns_names,
                 admin: entry.admin,
+                expires_at: (entry.expires_at > 0).then_some(entry.expires_at),
             },
             revision_number: entry.revision_number,
             created_at: entry.created_at,
@@ -363,7 +371,9 @@ mod tests {
         spec.x509_svid_ttl = Some(Duration::from_secs(600));
         spec.hint = "tekton-spire".into();
         spec.dns_names = vec!["b.example".into(), "a.example".into(), "b.example".into()];
+        spec.expires_at = Some(1_900_000_000);
         let message = spec.to_proto();
+        assert_eq!(message.expires_at, 1_900_000_000);
         assert_eq!(message.selectors.len(), 2);
         assert_eq!(message.dns_names, ["b.example", "a.example"]);
         assert_eq!(message.x509_svid_ttl, 600);

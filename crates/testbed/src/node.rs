@@ -36,6 +36,11 @@ pub enum Tekton {
     Stopped,
 }
 
+/// The ID prefix of the controller's entries as deploy/ configures it:
+/// `tekton-spire.<cluster-name>.`, with `cluster-name: demo-cluster` in
+/// deploy/controller.yaml.
+pub const ENTRY_PREFIX: &str = "tekton-spire.demo-cluster.";
+
 /// What the install steps did once per process.
 static INSTALLED: Mutex<bool> = Mutex::new(false);
 
@@ -374,7 +379,7 @@ impl Node {
         self.json(&["-n", ns, "get", "taskrun", name])
     }
 
-    /// The controller's entries (ID prefix `tekton-spire.`) whose SPIFFE ID is the one
+    /// The controller's entries ([`ENTRY_PREFIX`]) whose SPIFFE ID is the one
     /// the controller gives TaskRun `name` of namespace `ns`.
     ///
     /// # Errors
@@ -387,7 +392,7 @@ impl Node {
     ) -> anyhow::Result<Vec<serde_json::Value>> {
         let wanted = format!("spiffe://{trust_domain}/ns/{ns}/taskrun/{name}");
         Ok(self
-            .entries_with_prefix("tekton-spire.")?
+            .entries_with_prefix(ENTRY_PREFIX)?
             .into_iter()
             .filter(|e| spiffe_id_of(e) == wanted)
             .collect())

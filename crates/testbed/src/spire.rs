@@ -49,13 +49,41 @@ impl Spire {
         })
     }
 
+    /// As [`Spire::start`], with the server's audit log on: every API call is logged
+    /// ("API accessed", with its method) to [`Spire::server_log`].
+    ///
+    /// # Errors
+    /// As [`Spire::start`].
+    pub fn start_audited(propagation: Propagation) -> anyhow::Result<Self> {
+        Self::start_with(propagation, &["--audit-log"], false)
+    }
+
     fn start_inner(propagation: Propagation, shared: bool) -> anyhow::Result<Self> {
-        let tuned: &[&str] = match propagation {
-            Propagation::Tuned => &["--tuned"],
-            Propagation::Default => &[],
-        };
-        let instance = Instance::start("spire-local.sh", "SPIRE_NO_BUILD", tuned, shared)?;
+        Self::start_with(propagation, &[], shared)
+    }
+
+    fn start_with(propagation: Propagation, extra: &[&str], shared: bool) -> anyhow::Result<Self> {
+        let mut args: Vec<&str> = extra.to_vec();
+        if propagation == Propagation::Tuned {
+            args.push("--tuned");
+        }
+        let instance = Instance::start("spire-local.sh", "SPIRE_NO_BUILD", &args, shared)?;
         Ok(Self { instance })
+    }
+
+    /// The server's log file.
+    pub fn server_log(&self) -> std::path::PathBuf {
+        self.dir().join("server.log")
+    }
+
+    /// The server's process ID (fault tests freeze it with SIGSTOP).
+    ///
+    /// # Errors
+    /// When the pid file cannot be read.
+    pub fn server_pid(&self) -> anyhow::Result<u32> {
+        Ok(std::fs::read_to_string(self.dir().join("server.pid"))?
+            .trim()
+            .parse()?)
     }
 
     fn var(&self, key: &str) -> &str {
