@@ -9,12 +9,13 @@
 //! The tests take turns on the node (they kill and relabel shared things);
 //! `./scripts/test.sh` starts the node and runs them.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
-use tekton_spire_testbed::node::{ENTRY_PREFIX, Node, Tekton};
+use tekton_spire_testbed::node::{ENTRY_PREFIX, Node, Tekton, condition, spiffe_id_of};
 
 const TRUST_DOMAIN: &str = "example.org";
 const CONTROLLER_NS: &str = "tekton-spire";
@@ -32,21 +33,6 @@ fn node() -> (&'static Node, std::sync::MutexGuard<'static, ()>) {
         panic!("cannot stop Tekton's controller: {e:#}");
     }
     (node, turn)
-}
-
-/// A namespace of its own for a test.
-fn namespace(node: &Node, name: &str) -> anyhow::Result<String> {
-    let ns = format!("{name}-{}", fastrand_suffix());
-    node.kubectl(&["create", "namespace", &ns])?;
-    Ok(ns)
-}
-
-fn fastrand_suffix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!("{:05x}", nanos & 0xfffff)
 }
 
 fn json_of(text: &str) -> anyhow::Result<Value> {
@@ -76,17 +62,7 @@ fn create_taskrun(node: &Node, ns: &str, name: &str, pod_name: &str) -> anyhow::
         "startTime": rfc3339(start),
         "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}],
     }});
-    node.kubectl(&[
-        "-n",
-        ns,
-        "patch",
-        "taskrun",
-        name,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &status.to_string(),
-    ])?;
+    node.patch_status(ns, name, &status)?;
     Ok(uid)
 }
 
@@ -181,14 +157,6 @@ fn selector_values(entry: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn spiffe_id_of(entry: &Value) -> String {
-    format!(
-        "spiffe://{}{}",
-        entry["spiffe_id"]["trust_domain"].as_str().unwrap_or(""),
-        entry["spiffe_id"]["path"].as_str().unwrap_or("")
-    )
-}
-
 fn pod_json(node: &Node, ns: &str, pod: &str) -> anyhow::Result<Value> {
     json_of(&node.kubectl(&["-n", ns, "get", "pod", pod, "-o", "json"])?)
 }
@@ -254,7 +222,7 @@ fn both_controllers_are_ready_under_the_restricted_pod_security_standard() -> an
 fn only_the_pod_its_taskrun_names_gets_the_entry_narrowed_to_the_signing_container()
 -> anyhow::Result<()> {
     let (node, _turn) = node();
-    let ns = namespace(node, "entries")?;
+    let ns = node.namespace("entries")?;
     let uid = create_taskrun(node, &ns, "build", "build-pod")?;
     let pod_uid = create_pod(
         node,
@@ -303,17 +271,7 @@ fn only_the_pod_its_taskrun_names_gets_the_entry_narrowed_to_the_signing_contain
     // Done (completionTime): the entry goes.
     let done = json!({"status": {"completionTime": rfc3339(time::OffsetDateTime::now_utc()),
         "conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed"}]}});
-    node.kubectl(&[
-        "-n",
-        &ns,
-        "patch",
-        "taskrun",
-        "build",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &done.to_string(),
-    ])?;
+    node.patch_status(&ns, "build", &done)?;
     node.wait_for("the entry deleted after completion", WAIT, || {
         Ok(entries_for_pod(node, &pod_uid)?.is_empty().then_some(()))
     })?;
@@ -381,47 +339,16 @@ fn terminated(node: &Node, ns: &str, pod: &str, container: &str) -> anyhow::Resu
     )
 }
 
-/// `tekton-spire verify` on a TaskRun read from the API server, with the bundle as
-/// README says to fetch it.
-fn verify(node: &Node, ns: &str, taskrun: &str) -> anyhow::Result<(i32, String)> {
-    let dir = tempfile::tempdir()?;
-    let bundle = node.trust_bundle_pem()?;
-    std::fs::write(dir.path().join("bundle.pem"), bundle)?;
-    std::fs::write(
-        dir.path().join("tr.json"),
-        node.kubectl(&["-n", ns, "get", "taskrun", taskrun, "-o", "json"])?,
-    )?;
-    let out = Command::new(env!("CARGO_BIN_EXE_tekton-spire"))
-        .args(["verify", "--taskrun"])
-        .arg(dir.path().join("tr.json"))
-        .arg("--bundle")
-        .arg(dir.path().join("bundle.pem"))
-        .args(["--trust-domain", TRUST_DOMAIN])
-        .output()?;
-    Ok((
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    ))
-}
-
 fn verdict(node: &Node, ns: &str, taskrun: &str) -> anyhow::Result<Option<Value>> {
-    let tr = json_of(&node.kubectl(&["-n", ns, "get", "taskrun", taskrun, "-o", "json"])?)?;
-    Ok(tr["status"]["conditions"].as_array().and_then(|c| {
-        c.iter()
-            .find(|c| c["type"] == "SignedResultsVerified")
-            .cloned()
-    }))
+    let verdict = condition(&node.taskrun(ns, taskrun)?, "SignedResultsVerified").clone();
+    Ok((!verdict.is_null()).then_some(verdict))
 }
 
 #[test]
 fn the_helper_signs_with_the_taskruns_svid_beside_a_default_identity_and_the_verdict_is_true()
 -> anyhow::Result<()> {
     let (node, _turn) = node();
-    let ns = namespace(node, "sign")?;
+    let ns = node.namespace("sign")?;
     let uid = create_taskrun(node, &ns, "build", "build-pod")?;
     let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     let pod_uid = create_pod(
@@ -473,23 +400,18 @@ fn the_helper_signs_with_the_taskruns_svid_beside_a_default_identity_and_the_ver
             {"name": "TEKTON_SPIRE_SEAL", "type": "string", "value": seal},
         ],
     }});
-    node.kubectl(&[
-        "-n",
-        &ns,
-        "patch",
-        "taskrun",
-        "build",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &done.to_string(),
-    ])?;
+    node.patch_status(&ns, "build", &done)?;
     let condition = node.wait_for("the controller's verdict", WAIT, || {
         verdict(node, &ns, "build")
     })?;
     assert_eq!(condition["status"], "True", "verdict: {condition}");
     assert_eq!(condition["reason"], "TaskRunResultsVerified");
-    let (code, output) = verify(node, &ns, "build")?;
+    let (code, output) = node.verify_taskrun(
+        Path::new(env!("CARGO_BIN_EXE_tekton-spire")),
+        TRUST_DOMAIN,
+        &ns,
+        "build",
+    )?;
     assert_eq!(code, 0, "tekton-spire verify: {output}");
 
     // A status forged after completion: the verdict turns False and verify rejects.
@@ -497,22 +419,17 @@ fn the_helper_signs_with_the_taskruns_svid_beside_a_default_identity_and_the_ver
         {"name": "IMAGE_DIGEST", "type": "string", "value": digest.replace("0123", "9999")},
         {"name": "TEKTON_SPIRE_SEAL", "type": "string", "value": seal},
     ]}});
-    node.kubectl(&[
-        "-n",
-        &ns,
-        "patch",
-        "taskrun",
-        "build",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &forged.to_string(),
-    ])?;
+    node.patch_status(&ns, "build", &forged)?;
     let condition = node.wait_for("the verdict on the forged status", WAIT, || {
         Ok(verdict(node, &ns, "build")?.filter(|c| c["status"] == "False"))
     })?;
     assert_eq!(condition["reason"], "TaskRunResultsVerificationFailed");
-    let (code, output) = verify(node, &ns, "build")?;
+    let (code, output) = node.verify_taskrun(
+        Path::new(env!("CARGO_BIN_EXE_tekton-spire")),
+        TRUST_DOMAIN,
+        &ns,
+        "build",
+    )?;
     assert_eq!(code, 1, "tekton-spire verify on a forged status: {output}");
 
     node.kubectl(&["delete", "namespace", &ns, "--wait=false"])?;
@@ -558,7 +475,7 @@ fn controller_containers(node: &Node) -> anyhow::Result<Vec<(String, String, i64
 #[test]
 fn killing_the_controller_loses_and_leaks_no_entry() -> anyhow::Result<()> {
     let (node, _turn) = node();
-    let ns = namespace(node, "kill")?;
+    let ns = node.namespace("kill")?;
     let mut pods = Vec::new();
     for i in 0..4 {
         let uid = create_taskrun(node, &ns, &format!("tr{i}"), &format!("tr{i}-pod"))?;
@@ -608,17 +525,7 @@ fn killing_the_controller_loses_and_leaks_no_entry() -> anyhow::Result<()> {
     let done = json!({"status": {"completionTime": rfc3339(time::OffsetDateTime::now_utc()),
         "conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed"}]}});
     for (name, _) in &pods[..2] {
-        node.kubectl(&[
-            "-n",
-            &ns,
-            "patch",
-            "taskrun",
-            name,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            &done.to_string(),
-        ])?;
+        node.patch_status(&ns, name, &done)?;
     }
     let mut started = Vec::new();
     for i in 4..6 {
@@ -734,7 +641,7 @@ fn the_controllers_admin_identity_is_not_obtainable_from_another_namespace_or_no
     let admin_id = admin_id.as_str();
     // Another namespace, a service account of the same name. (spire-controller-manager
     // gives the pod its own ns/<ns>/sa/<sa> identity: the helper names what it got.)
-    let ns = namespace(node, "admin-probe")?;
+    let ns = node.namespace("admin-probe")?;
     node.kubectl(&[
         "-n",
         &ns,
@@ -793,7 +700,7 @@ fn the_controllers_admin_identity_is_not_obtainable_from_another_namespace_or_no
 #[test]
 fn spire_controller_manager_and_the_controller_keep_to_their_own_entries() -> anyhow::Result<()> {
     let (node, _turn) = node();
-    let ns = namespace(node, "coexist")?;
+    let ns = node.namespace("coexist")?;
     let uid = create_taskrun(node, &ns, "build", "build-pod")?;
     let pod_uid = create_pod(
         node,

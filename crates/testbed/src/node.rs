@@ -379,6 +379,33 @@ impl Node {
         self.json(&["-n", ns, "get", "taskrun", name])
     }
 
+    /// Applies `patch` (a JSON merge patch such as `{"status": {...}}`) to the TaskRun through
+    /// the status subresource, as Tekton's controller does, or anyone who may patch
+    /// `taskruns/status`.
+    ///
+    /// # Errors
+    /// When kubectl fails.
+    pub fn patch_status(
+        &self,
+        ns: &str,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let patch = patch.to_string();
+        self.kubectl(&[
+            "-n",
+            ns,
+            "patch",
+            "taskrun",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &patch,
+        ])
+        .map(drop)
+    }
+
     /// The controller's entries ([`ENTRY_PREFIX`]) whose SPIFFE ID is the one
     /// the controller gives TaskRun `name` of namespace `ns`.
     ///
