@@ -42,6 +42,8 @@ die() { say "error: $*"; exit 1; }
 
 # shellcheck source=lib/local-service.sh
 source "$here/lib/local-service.sh"
+# shellcheck source=lib/pki.sh
+source "$here/lib/pki.sh"
 
 NODE_NAME=tekton-spire-node
 CLUSTER_NAME=tekton-spire-local
@@ -205,24 +207,10 @@ make_pki() {
   mkdir -p "$pki"
   (
     cd "$pki"
-    key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
-    ca() { # name subject
-      key "$1.key"
-      openssl req -x509 -new -key "$1.key" -out "$1.crt" -days 3650 -subj "$2" \
-        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
-    }
-    leaf() { # name ca subject extensions...
-      local name=$1 ca=$2 subject=$3; shift 3
-      key "$name.key"
-      openssl req -new -key "$name.key" -out "$name.csr" -subj "$subject"
-      printf '%s\n' basicConstraints=critical,CA:FALSE keyUsage=critical,digitalSignature "$@" >"$name.ext"
-      openssl x509 -req -in "$name.csr" -CA "$ca.crt" -CAkey "$ca.key" \
-        -set_serial "0x$(openssl rand -hex 16)" -days 365 -extfile "$name.ext" -out "$name.crt" 2>/dev/null
-      rm -f "$name.csr" "$name.ext"
-    }
+    leaf() { local name=$1 ca=$2 subject=$3; shift 3; pki_leaf "$name" "$ca" "$subject" keyUsage=critical,digitalSignature "$@"; }
     client() { leaf "$1" client-ca "$2" extendedKeyUsage=clientAuth; }
-    ca server-ca "/CN=tekton-spire local cluster CA"
-    ca client-ca "/CN=tekton-spire local client CA"
+    pki_ca server-ca "/CN=tekton-spire local cluster CA"
+    pki_ca client-ca "/CN=tekton-spire local client CA"
     leaf serving server-ca "/CN=kube-apiserver" extendedKeyUsage=serverAuth \
       "subjectAltName=IP:127.0.0.1,IP:$NODE_IP,IP:$API_SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
     # The kubelet's serving certificate from the cluster CA: whoever holds the cluster's
@@ -235,7 +223,7 @@ make_pki() {
     client controller-manager "/CN=system:kube-controller-manager"
     client scheduler "/CN=system:kube-scheduler"
     client kube-proxy "/CN=system:kube-proxy"
-    key service-account.key
+    pki_key service-account.key
     openssl pkey -in service-account.key -pubout -out service-account.pub
     chmod 600 ./*.key
   ) || die "openssl could not generate the cluster's PKI in $pki"

@@ -27,6 +27,8 @@ die() { say "error: $*"; exit 1; }
 
 # shellcheck source=lib/local-service.sh
 source "$here/lib/local-service.sh"
+# shellcheck source=lib/pki.sh
+source "$here/lib/pki.sh"
 
 stop() {
   # The API server first: it must not lose etcd under its feet and log a storm of errors.
@@ -42,28 +44,13 @@ make_pki() {
   mkdir -p "$pki"
   (
     cd "$pki"
-    key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
-    ca() { # name subject
-      key "$1.key"
-      openssl req -x509 -new -key "$1.key" -out "$1.crt" -days 3650 -subj "$2" \
-        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
-    }
-    leaf() { # name ca subject extensions...
-      local name=$1 ca=$2 subject=$3; shift 3
-      key "$name.key"
-      openssl req -new -key "$name.key" -out "$name.csr" -subj "$subject"
-      printf '%s\n' basicConstraints=critical,CA:FALSE "$@" >"$name.ext"
-      openssl x509 -req -in "$name.csr" -CA "$ca.crt" -CAkey "$ca.key" \
-        -set_serial "0x$(openssl rand -hex 16)" -days 365 -extfile "$name.ext" -out "$name.crt" 2>/dev/null
-      rm -f "$name.csr" "$name.ext"
-    }
-    ca server-ca "/CN=tekton-spire test kube-apiserver CA"
-    ca client-ca "/CN=tekton-spire test client CA"
-    leaf serving server-ca "/CN=kube-apiserver" subjectAltName=IP:127.0.0.1,DNS:localhost \
+    pki_ca server-ca "/CN=tekton-spire test kube-apiserver CA"
+    pki_ca client-ca "/CN=tekton-spire test client CA"
+    pki_leaf serving server-ca "/CN=kube-apiserver" subjectAltName=IP:127.0.0.1,DNS:localhost \
       keyUsage=critical,digitalSignature extendedKeyUsage=serverAuth
-    leaf admin client-ca "/O=system:masters/CN=tekton-spire-admin" \
+    pki_leaf admin client-ca "/O=system:masters/CN=tekton-spire-admin" \
       keyUsage=critical,digitalSignature extendedKeyUsage=clientAuth
-    key service-account.key
+    pki_key service-account.key
     openssl pkey -in service-account.key -pubout -out service-account.pub
     chmod 600 ./*.key
   ) || die "openssl could not generate the test PKI in $pki"
