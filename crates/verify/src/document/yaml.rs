@@ -5,9 +5,11 @@
 
 use std::borrow::Cow;
 
-use libyaml_safer::{Event, EventData, Parser, ScalarStyle};
+use libyaml_safer::{Event, EventData, MappingStyle, Parser, ScalarStyle, SequenceStyle};
 
-use super::{Keys, MAX_DEPTH, Node, Select, Strings, kind_only, string_members, too_deep};
+use super::{
+    Keys, MAX_DEPTH, MAX_FLOW_DEPTH, Node, Select, Strings, kind_only, string_members, too_deep,
+};
 
 const TAG_PREFIX: &str = "tag:yaml.org,2002:";
 
@@ -47,7 +49,7 @@ fn read_events(text: &str, limit: u64, select: &'static Select) -> Result<Option
         EventData::StreamEnd => return Ok(select.keeps().then_some(Node::Null)),
         EventData::DocumentStart { .. } => {
             let first = events.next()?;
-            let node = events.node(first, select, 0)?;
+            let node = events.node(first, select, Depth::default())?;
             match events.next()? {
                 EventData::DocumentEnd { .. } => {}
                 _ => return Err("unexpected event after the document".into()),
@@ -96,7 +98,7 @@ impl Events<'_, '_> {
         &mut self,
         first: EventData,
         select: &'static Select,
-        depth: usize,
+        depth: Depth,
     ) -> Result<Option<Node>, String> {
         match first {
             EventData::Alias { anchor } => Err(format!(
@@ -108,9 +110,13 @@ impl Events<'_, '_> {
                 let node = scalar(tag.as_deref(), value, style)?;
                 Ok(select.keeps().then_some(node))
             }
-            EventData::SequenceStart { tag, .. } => {
+            EventData::SequenceStart { tag, style, .. } => {
                 refuse_local_tag(tag.as_deref())?;
-                let depth = enter(depth)?;
+                let depth = depth.enter(if style == SequenceStyle::Flow {
+                    Style::Flow
+                } else {
+                    Style::Block
+                })?;
                 let item = select.item();
                 if let Select::Value = select {
                     let mut strings = Strings::default();
@@ -143,9 +149,13 @@ impl Events<'_, '_> {
                     Select::Value | Select::Scalar => Some(Node::Scalar),
                 })
             }
-            EventData::MappingStart { tag, .. } => {
+            EventData::MappingStart { tag, style, .. } => {
                 refuse_local_tag(tag.as_deref())?;
-                let depth = enter(depth)?;
+                let depth = depth.enter(if style == MappingStyle::Flow {
+                    Style::Flow
+                } else {
+                    Style::Block
+                })?;
                 let mut keys = Keys::default();
                 let mut members = Vec::new();
                 loop {
@@ -184,12 +194,37 @@ impl Events<'_, '_> {
     }
 }
 
-fn enter(depth: usize) -> Result<usize, String> {
-    let depth = depth + 1;
-    if depth > MAX_DEPTH {
-        return Err(too_deep());
+/// How many collections, and how many flow collections among them, hold a node.
+#[derive(Debug, Default, Clone, Copy)]
+struct Depth {
+    all: usize,
+    flow: usize,
+}
+
+/// How a collection is written: indented lines, or `[...]` and `{...}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Block,
+    Flow,
+}
+
+impl Depth {
+    /// The depth inside one more collection, refused past the limits.
+    fn enter(self, style: Style) -> Result<Self, String> {
+        let depth = Self {
+            all: self.all + 1,
+            flow: self.flow + usize::from(style == Style::Flow),
+        };
+        if depth.all > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        if depth.flow > MAX_FLOW_DEPTH {
+            return Err(format!(
+                "flow collections ([...], {{...}}) are nested more than {MAX_FLOW_DEPTH} deep"
+            ));
+        }
+        Ok(depth)
     }
-    Ok(depth)
 }
 
 /// A tag beginning with `!` once expanded (a local tag, or the non-specific `!`).
