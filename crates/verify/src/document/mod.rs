@@ -21,8 +21,9 @@ pub(crate) const MAX_DEPTH: usize = 128;
 
 /// Deepest nesting of YAML flow collections (`[...]`, `{...}`) accepted, counting only
 /// flow collections. libyaml's scanner walks one saved key per flow level on every token
-/// (its `stale_simple_keys`), so 3 MiB nested 128 deep in flow style took 0.7 s; 16
-/// levels cost a fifth of that. Kubernetes writes flow style only for empty collections.
+/// (its `stale_simple_keys`), so 3 MiB nested 128 deep in flow style took 0.7 s; at 16
+/// levels the walk costs about a third of the scanner's other work (docs/measurements.md).
+/// Kubernetes writes flow style only for empty collections.
 pub(crate) const MAX_FLOW_DEPTH: usize = 16;
 
 /// Why a text is not a document (JSON or YAML as docs/seal-format.md, 9.1.2-9.1.3, read
