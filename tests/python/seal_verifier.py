@@ -419,9 +419,16 @@ def _yaml_tagged(tag: str, text: str) -> Any:
 _LINE_BREAKS = ("\n", "\r", "\x85", "\u2028", "\u2029")
 
 
-class _ProfileLoader(yaml.SafeLoader):
+class _ProfileLoader(yaml.composer.Composer, yaml.resolver.Resolver, yaml.cyaml.CParser):
+    """Section 9.1.3: the syntax libyaml implements, so libyaml's own parser (PyYAML's C
+    binding; the pure-Python scanner differs, e.g. it refuses a tab inside a plain
+    scalar), with PyYAML's composer over its events so that aliases and block scalars
+    are checked node by node."""
+
     def __init__(self, stream: str):
-        super().__init__(stream)
+        yaml.cyaml.CParser.__init__(self, stream)
+        yaml.composer.Composer.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
         # Section 9.1.3: a block scalar may not run to the end of a text that does not
         # end with a line break.
         self.open_end = None if stream.endswith(_LINE_BREAKS) else len(stream)
@@ -447,7 +454,7 @@ class _YamlBuilder:
             raise _BadDocument("local tag %s" % tag)
         if isinstance(node, yaml.ScalarNode):
             if tag is None:
-                return _yaml_plain(node.value) if node.style is None else node.value
+                return _yaml_plain(node.value) if not node.style else node.value  # plain: None or ""
             return _yaml_tagged(tag, node.value)
         if depth >= MAX_DEPTH:
             raise _BadDocument("nested more than %d deep" % MAX_DEPTH)

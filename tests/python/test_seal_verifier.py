@@ -238,6 +238,15 @@ def test_yaml_keys_are_their_text():
     assert _doc("v:\n" + "- " * 111 + "[" * 16 + "]" * 16 + "\n") is not None  # 128 deep
 
 
+def test_a_tab_inside_a_plain_scalar_is_part_of_it_as_libyaml_reads_it():
+    # Found by the differential fuzz target: PyYAML's pure-Python scanner refused the tab
+    # (input.syntax), libyaml and the Rust verifier read a plain scalar (section 9.1.3).
+    assert _doc("v: a\tb\n") == {"v": "a\tb"}
+    with pytest.raises(sv.Invalid) as e:
+        sv.read_taskrun_bytes(b'a"1"{\t^a"aompletion"a"1"{\t^a"aompletionTime"')
+    assert e.value.code == "input.not-taskrun"
+
+
 def test_yaml_flow_collections_nest_at_most_16_deep():
     # Section 9.1.2: flow collections only are counted, mappings as sequences.
     assert _doc("v: " + "[" * 16 + "]" * 16 + "\n") is not None

@@ -10,8 +10,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// Largest TaskRun document read, in bytes. A Kubernetes object is at most about 1.5 MB
-/// in etcd; YAML renderings are larger than JSON, so 3 MiB leaves room and still bounds
-/// memory. Larger input is refused before it is read whole.
+/// in etcd; kubectl's indented rendering is larger, so 3 MiB leaves room and still
+/// bounds memory; YAML has a smaller limit, [`MAX_YAML_BYTES`]. Larger input is refused
+/// before it is read whole.
 pub const MAX_TASKRUN_BYTES: u64 = 3 * 1024 * 1024;
 
 /// Largest TaskRun document read when it is YAML (docs/seal-format.md, 9.1.2), in bytes.

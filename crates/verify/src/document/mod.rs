@@ -274,6 +274,17 @@ mod tests {
     }
 
     #[test]
+    fn a_tab_inside_a_yaml_plain_scalar_is_part_of_it() {
+        // The differential fuzz target's finding: libyaml reads it so, PyYAML's
+        // pure-Python scanner refused it.
+        assert_eq!(
+            read_all("v: a\tb\n").unwrap(),
+            Node::Object(vec![("v".into(), s("a\tb"))])
+        );
+        assert_eq!(read_all("a\"1\"{\t^a").unwrap(), s("a\"1\"{\t^a"));
+    }
+
+    #[test]
     fn yaml_flow_collections_nest_to_their_own_limit() {
         let deep = |n: usize| "[".repeat(n) + &"]".repeat(n);
         assert!(read_all(&format!("a: {}\n", deep(MAX_FLOW_DEPTH))).is_ok());
