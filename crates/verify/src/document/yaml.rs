@@ -22,13 +22,28 @@ pub(super) fn read(text: &str, select: &'static Select) -> Result<Option<Node>, 
     // with a line break appended, which changes no value but such a block scalar's, and
     // those are refused (docs/seal-format.md, 9.1.3). A panic it may still hold is
     // turned into a refusal rather than an abort.
+    //
+    // The port also refuses a text whose first byte is EF (U+E000-U+FFFF first) unless it
+    // is a byte order mark, which libyaml reads as any other character; such a text is
+    // read with a byte order mark before it, which the port consumes before counting
+    // positions.
     let ends_with_break = text.ends_with(LINE_BREAKS);
+    let starts_with_ef = text.as_bytes().first() == Some(&0xef);
     let padded;
-    let input = if ends_with_break {
-        text
-    } else {
-        padded = format!("{text}\n");
-        &padded
+    let input = match (starts_with_ef, ends_with_break) {
+        (false, true) => text,
+        (false, false) => {
+            padded = format!("{text}\n");
+            &padded
+        }
+        (true, true) => {
+            padded = format!("\u{feff}{text}");
+            &padded
+        }
+        (true, false) => {
+            padded = format!("\u{feff}{text}\n");
+            &padded
+        }
     };
     let limit = if ends_with_break {
         u64::MAX
@@ -454,6 +469,23 @@ mod tests {
         for text in ["a: b", "a: |\n  x\n# c", "- |\n  x\n- b", "a: 'x'"] {
             assert!(read(text, &ALL).is_ok(), "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_text_may_start_with_any_character_of_u_e000_to_u_fffd() {
+        // The differential fuzz target's finding: the port took a first byte EF for a
+        // broken byte order mark; libyaml and PyYAML read "\u{fffd}-" as a string.
+        static ALL: Select = Select::All;
+        for text in ["\u{fffd}-", "\u{e000}", "\u{ff01}: a\n"] {
+            assert!(read(text, &ALL).is_ok(), "{text:?}");
+        }
+        assert_eq!(
+            read("\u{fffd}-", &ALL).unwrap(),
+            Some(Node::String("\u{fffd}-".into()))
+        );
+        // Positions are unchanged: the block scalar rule still holds.
+        assert!(read("\u{e000}: |\n  x\n", &ALL).is_ok());
+        assert!(read("\u{e000}: |\n  x", &ALL).is_err());
     }
 
     #[test]
