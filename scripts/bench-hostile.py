@@ -23,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "crates" / "verify" / "benches" / "data"
 LIMIT = 3 * 1024 * 1024  # MAX_TASKRUN_BYTES
+YAML_LIMIT = 512 * 1024  # MAX_YAML_BYTES
+FLOW = 16  # YAML flow collections nested at most this deep
 GOAL_MS, GOAL_MIB = 100, 64
 
 
@@ -61,9 +63,9 @@ def yaml_of(doc: dict) -> str:
     return yaml.safe_dump(doc, sort_keys=False, width=1 << 20)
 
 
-def fill_yaml(doc: dict, head: str, unit: str, tail: str = "") -> str:
+def fill_yaml(doc: dict, head: str, unit: str, tail: str = "", limit: int = YAML_LIMIT) -> str:
     base = yaml_of(doc) + head
-    room = LIMIT - len(base.encode()) - len(tail.encode())
+    room = limit - len(base.encode()) - len(tail.encode())
     return base + unit * (room // len(unit.encode())) + tail
 
 
@@ -82,30 +84,41 @@ def cases() -> list[tuple[str, str, str]]:
     yaml_needle = "    value:\n    - ''\n"
     if yaml_kept.count(yaml_needle) != 1:
         raise SystemExit("the YAML rendering changed shape")
-    room = LIMIT - len(yaml_kept.encode())
+    room = YAML_LIMIT - len(yaml_kept.encode())
     yaml_kept = yaml_kept.replace(yaml_needle, "    value:\n" + "    - ''\n" * (room // 9 + 1), 1)
     alias_bomb = ("apiVersion: tekton.dev/v1\nkind: TaskRun\na: &a [" + ",".join(["x"] * 1000)
-                  + "]\nb: [" + ",".join(["*a"] * ((LIMIT - 4100) // 3)) + "]\n")
+                  + "]\nb: [" + ",".join(["*a"] * ((YAML_LIMIT - 4100) // 3)) + "]\n")
+    flow = "[" * (FLOW - 1) + "]" * (FLOW - 1)
     return [
         ("ordinary", "10-result TaskRun, sealed (the reference)",
          json.dumps(doc, indent=2)),
         ("time", "JSON nested 3 million deep",
          fill_json(doc, "x", "[")),
-        ("time", "YAML nested 3 million deep",
+        ("time", "YAML nested 3 million deep (over its limit)",
+         fill_yaml(doc, "x: ", "[", limit=LIMIT)),
+        ("time", "YAML nested 500,000 deep",
          fill_yaml(doc, "x: ", "[")),
         ("time", "JSON nested 128 deep, over and over",
          fill_json(doc, "x", deep + ",", "[", "0]")),
-        ("time", "YAML flow nested 128 deep, over and over",
+        ("time", "YAML flow nested 128 deep (refused at 17)",
          fill_yaml(doc, "x: [", deep + ",", "0]\n")),
+        ("time", "YAML flow nested 16 deep, over and over",
+         fill_yaml(doc, "x: [", flow + ",", "0]\n")),
         ("time", "YAML block nested 127 deep, over and over",
          fill_yaml(doc, "x:\n", "- " + "- " * 126 + "a\n")),
+        ("time", "YAML block 111 deep, flow 16 inside, repeated",
+         fill_yaml(doc, "x:\n", "- " * 111 + "[" * FLOW + "]" * FLOW + "\n")),
+        ("time", "YAML flow sequence of 1-letter strings",
+         fill_yaml(doc, "x: [", "a,", "0]\n")),
+        ("time", "YAML flow mappings of 1-letter pairs",
+         fill_yaml(doc, "x: [", "{a: b},", "0]\n")),
         ("memory", "YAML aliases that would expand to 10^9 nodes",
          alias_bomb),
         ("memory", "JSON object of 300,000 distinct keys, ignored",
          fill_keys(doc)),
         ("memory", "JSON result value of a million strings, kept",
          kept),
-        ("memory", "YAML result value of 350,000 strings, kept",
+        ("memory", "YAML result value of 58,000 strings, kept",
          yaml_kept),
         ("differential", "JSON-like text that is YAML at its very end",
          fill_json(doc, "x", '"a",', "[", "'b']")),

@@ -119,3 +119,44 @@ fn the_same_hostile_input_in_a_real_taskrun_does_not_hide_behind_a_valid_seal() 
     let (exit, verdict) = verify_bounded(serde_json::to_string(&doc).unwrap().as_bytes());
     assert_eq!(exit, Some(0), "{verdict}");
 }
+
+/// The pristine sealed TaskRun as YAML, with a top-level member `x` (which the verifier
+/// does not read) holding `value`, padded with a comment to exactly `size` bytes.
+fn yaml_of_size(value: &str, size: usize) -> Vec<u8> {
+    let text = std::fs::read_to_string(vectors().join("pristine-v1-yaml.yaml")).unwrap();
+    let mut doc = format!("{text}x: {value}\n");
+    let pad = size - doc.len() - 2;
+    doc.push_str(&format!("#{}\n", "a".repeat(pad)));
+    assert_eq!(doc.len(), size);
+    doc.into_bytes()
+}
+
+#[test]
+fn yaml_up_to_its_size_limit_is_judged_and_one_byte_more_is_too_large() {
+    // 512 KiB (docs/seal-format.md, 9.1): libyaml's scanner is several times slower per
+    // byte than the JSON reader, which reads the same object up to 3 MiB.
+    let limit = 512 * 1024;
+    let (exit, verdict) = verify_bounded(&yaml_of_size("a", limit));
+    assert_eq!(exit, Some(0), "{verdict}");
+    assert_invalid(&yaml_of_size("a", limit + 1), "input.too-large");
+    // The same object as JSON, one byte over the YAML limit, is judged.
+    let mut doc = pristine();
+    let skeleton = serde_json::to_string(&doc).unwrap().len() + r#","x":"""#.len();
+    doc["x"] = serde_json::json!("a".repeat(limit + 1 - skeleton));
+    let json = serde_json::to_string(&doc).unwrap();
+    assert_eq!(json.len(), limit + 1);
+    let (exit, verdict) = verify_bounded(json.as_bytes());
+    assert_eq!(exit, Some(0), "{verdict}");
+}
+
+#[test]
+fn yaml_flow_collections_nested_sixteen_deep_are_judged_and_seventeen_refused() {
+    let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let (exit, verdict) = verify_bounded(&yaml_of_size(&nested(16), 8192));
+    assert_eq!(exit, Some(0), "{verdict}");
+    assert_invalid(&yaml_of_size(&nested(17), 8192), "input.syntax");
+    // Only flow collections count: 100 block sequences around them do not.
+    let in_block = format!("\n{}{}", "- ".repeat(100), nested(16));
+    let (exit, verdict) = verify_bounded(&yaml_of_size(&in_block, 8192));
+    assert_eq!(exit, Some(0), "{verdict}");
+}

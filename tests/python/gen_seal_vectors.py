@@ -319,6 +319,11 @@ def duplicate_yaml_key(scenario: "Sealing") -> str:
     return text.replace(needle, f"    value: sha256:{'0' * 64}\n" + needle)
 
 
+def yaml_flow_nested(scenario: "Sealing", depth: int) -> str:
+    """The YAML rendering with a member x of flow sequences nested `depth` deep."""
+    return yaml_text(scenario.document()) + "x: " + "[" * depth + "]" * depth + "\n"
+
+
 def noncanonical(field_text: str) -> str:
     """The same bytes' base64url with a non-zero unused trailing bit; '' if it has none."""
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -921,6 +926,12 @@ def invalid_cases(p: SealPki) -> list[Case]:
         invalid("duplicate-yaml-key", "input.syntax", "pristine-v1-yaml's text with IMAGE_DIGEST "
                 "holding two value keys, a forged one first and the sealed one second.",
                 duplicate_yaml_key(base), ext="yaml"),
+        accept("yaml-flow-nested-16", "pristine-v1-yaml's text with a member x holding flow "
+               "sequences nested 16 deep, the most YAML flow collections may nest "
+               "(section 9.1.2).", base, content=yaml_flow_nested(base, 16), ext="yaml"),
+        invalid("yaml-flow-nested-17", "input.syntax", "yaml-flow-nested-16 with one more "
+                "level of flow: libyaml's scanner spends time per token on each level.",
+                yaml_flow_nested(base, 17), ext="yaml"),
         invalid("empty-taskrun", "input.empty", "An empty TaskRun file (0 bytes).", ""),
         invalid("bundle-garbage", "bundle.invalid", "pristine-v1-json verified against a "
                 "bundle file that is neither PEM nor a SPIFFE bundle.", base.document(),

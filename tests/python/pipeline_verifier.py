@@ -53,14 +53,14 @@ def _read_bytes(path: str, limit: int) -> bytes:
     return data
 
 
-def _document(data: bytes, not_kind: str) -> Any:
+def _text(data: bytes, not_kind: str) -> str:
     try:
         text = data.decode("utf-8", "strict")
     except UnicodeDecodeError:
         raise sv.Invalid(not_kind, "not UTF-8")
     if all(c in sv.WHITE_SPACE for c in text):
         raise sv.Invalid("input.empty", "empty")
-    return sv.parse_document(text)
+    return text
 
 
 @dataclass
@@ -107,12 +107,18 @@ def _given(doc: Any) -> Given:
 
 
 def read_taskruns(path: str) -> list[Given]:
-    doc = _document(_read_bytes(path, MAX_LIST_BYTES), "input.not-taskrun")
+    text = _text(_read_bytes(path, MAX_LIST_BYTES), "input.not-taskrun")
+    doc = sv.parse_document(text)
     is_list = (isinstance(doc, dict)
                and (doc.get("apiVersion"), doc.get("kind")) in {
                    ("v1", "List"), ("tekton.dev/v1", "TaskRunList"),
                    ("tekton.dev/v1beta1", "TaskRunList")})
     if not is_list:
+        # Section 1: a file holding one TaskRun is bounded as a TaskRun document is
+        # (docs/seal-format.md, section 9.1), once it is read.
+        if len(text.encode("utf-8")) > sv.MAX_DOC_BYTES:
+            raise sv.Invalid("input.too-large", "%s is too large for one TaskRun" % path)
+        sv.check_yaml_size(text)
         return [_given(doc)]
     items = doc.get("items")
     if items is None:
@@ -219,7 +225,9 @@ def _status(doc: dict, results_key: str) -> dict:
 
 
 def read_pipelinerun(path: str) -> PipelineRunDoc:
-    doc = _document(_read_bytes(path, sv.MAX_DOC_BYTES), "input.not-pipelinerun")
+    text = _text(_read_bytes(path, sv.MAX_DOC_BYTES), "input.not-pipelinerun")
+    sv.check_yaml_size(text)
+    doc = sv.parse_document(text)
     bad = lambda m: sv.Invalid("input.not-pipelinerun", m)  # noqa: E731
     if not isinstance(doc, dict) or doc.get("kind") != "PipelineRun" \
             or doc.get("apiVersion") not in API_RESULTS:

@@ -56,6 +56,8 @@ MAX_DOC_BYTES = 3145728  # section 9.1
 MAX_BUNDLE_BYTES = 1048576  # section 9.1
 MAX_SKEW = 4294967295  # section 9.3
 MAX_DEPTH = 128  # section 9.1.2
+MAX_YAML_BYTES = 524288  # section 9.1
+MAX_FLOW_DEPTH = 16  # section 9.1.2
 DEFAULT_SKEW = 60  # section 9.1
 NS = 10**9
 # Section 9.1.1: the Unicode White_Space property.
@@ -417,9 +419,16 @@ def _yaml_tagged(tag: str, text: str) -> Any:
 _LINE_BREAKS = ("\n", "\r", "\x85", "\u2028", "\u2029")
 
 
-class _ProfileLoader(yaml.SafeLoader):
+class _ProfileLoader(yaml.composer.Composer, yaml.resolver.Resolver, yaml.cyaml.CParser):
+    """Section 9.1.3: the syntax libyaml implements, so libyaml's own parser (PyYAML's C
+    binding; the pure-Python scanner differs, e.g. it refuses a tab inside a plain
+    scalar), with PyYAML's composer over its events so that aliases and block scalars
+    are checked node by node."""
+
     def __init__(self, stream: str):
-        super().__init__(stream)
+        yaml.cyaml.CParser.__init__(self, stream)
+        yaml.composer.Composer.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
         # Section 9.1.3: a block scalar may not run to the end of a text that does not
         # end with a line break.
         self.open_end = None if stream.endswith(_LINE_BREAKS) else len(stream)
@@ -439,18 +448,23 @@ class _ProfileLoader(yaml.SafeLoader):
 
 
 class _YamlBuilder:
-    def value(self, node, depth: int) -> Any:
+    def value(self, node, depth: int, flow: int = 0) -> Any:
         tag = node.raw_tag
         if tag is not None and tag.startswith("!"):
             raise _BadDocument("local tag %s" % tag)
         if isinstance(node, yaml.ScalarNode):
             if tag is None:
-                return _yaml_plain(node.value) if node.style is None else node.value
+                return _yaml_plain(node.value) if not node.style else node.value  # plain: None or ""
             return _yaml_tagged(tag, node.value)
         if depth >= MAX_DEPTH:
             raise _BadDocument("nested more than %d deep" % MAX_DEPTH)
+        if node.flow_style:
+            # Section 9.1.2: flow collections nested at most 16 deep.
+            flow += 1
+            if flow > MAX_FLOW_DEPTH:
+                raise _BadDocument("flow collections nested more than %d deep" % MAX_FLOW_DEPTH)
         if isinstance(node, yaml.SequenceNode):
-            return [self.value(item, depth + 1) for item in node.value]
+            return [self.value(item, depth + 1, flow) for item in node.value]
         out = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
@@ -460,7 +474,7 @@ class _YamlBuilder:
             key = key_node.value  # its text, whatever its tag or type
             if key in out:
                 raise _DuplicateKey(key)
-            out[key] = self.value(value_node, depth + 1)
+            out[key] = self.value(value_node, depth + 1, flow)
         return out
 
 
@@ -499,6 +513,20 @@ def _check_document(value: Any) -> None:
 
 
 _JSON_WS = " \t\n\r"
+
+
+def is_yaml(text: str) -> bool:
+    """Section 9.1.2: a text is read as YAML unless, after an optional byte order mark,
+    its first character that is not JSON white space is { or [."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text.lstrip(_JSON_WS)[:1] not in ("{", "[")
+
+
+def check_yaml_size(text: str) -> None:
+    """Section 9.1.1: a YAML document of more than 512 KiB is input.too-large."""
+    if len(text.encode("utf-8")) > MAX_YAML_BYTES and is_yaml(text):
+        raise Invalid("input.too-large", "the document is YAML larger than 512 KiB")
 
 
 def parse_document(text: str) -> Any:
@@ -564,6 +592,7 @@ def read_taskrun_bytes(data: bytes) -> TaskRun:
         raise Invalid("input.not-taskrun", "the document is not UTF-8")
     if all(c in WHITE_SPACE for c in text):
         raise Invalid("input.empty", "the document is empty")
+    check_yaml_size(text)
     doc = parse_document(text)
     return taskrun_from_doc(doc)
 

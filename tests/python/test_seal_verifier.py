@@ -235,7 +235,54 @@ def test_yaml_documents_refused_as_syntax(text):
 def test_yaml_keys_are_their_text():
     assert _doc("v: {1: a, true: b, ~: c, !foo k: e, !!merge m: f, x: <<}\n")["v"] == {
         "1": "a", "true": "b", "~": "c", "k": "e", "m": "f", "x": "<<"}
-    assert _doc("v: " + "[" * 127 + "]" * 127) is not None
+    assert _doc("v:\n" + "- " * 111 + "[" * 16 + "]" * 16 + "\n") is not None  # 128 deep
+
+
+def test_a_tab_inside_a_plain_scalar_is_part_of_it_as_libyaml_reads_it():
+    # Found by the differential fuzz target: PyYAML's pure-Python scanner refused the tab
+    # (input.syntax), libyaml and the Rust verifier read a plain scalar (section 9.1.3).
+    assert _doc("v: a\tb\n") == {"v": "a\tb"}
+    with pytest.raises(sv.Invalid) as e:
+        sv.read_taskrun_bytes(b'a"1"{\t^a"aompletion"a"1"{\t^a"aompletionTime"')
+    assert e.value.code == "input.not-taskrun"
+    # Also found by it: a text starting with U+FFFD is a string (the Rust port of libyaml
+    # took the byte EF for a broken byte order mark).
+    assert _doc("\ufffd-") == "\ufffd-"
+
+
+def test_yaml_flow_collections_nest_at_most_16_deep():
+    # Section 9.1.2: flow collections only are counted, mappings as sequences.
+    assert _doc("v: " + "[" * 16 + "]" * 16 + "\n") is not None
+    for text in ["v: " + "[" * 17 + "]" * 17 + "\n",
+                 "v:\n  w: " + "{c: [" * 8 + "[]" + "]}" * 8 + "\n",
+                 "v:\n" + "- " * 100 + "[" * 17 + "]" * 17 + "\n"]:
+        with pytest.raises(sv.Invalid) as e:
+            _doc(text)
+        assert e.value.code == "input.syntax"
+    assert _doc("[" * 17 + "]" * 17) is not None  # JSON: another reader, no flow limit
+
+
+def test_yaml_documents_are_at_most_512_kib():
+    # Section 9.1.1: after UTF-8 and emptiness, before syntax; JSON keeps its 3 MiB.
+    head = "a: ["
+    at_limit = head + "b" * (sv.MAX_YAML_BYTES - len(head))
+    with pytest.raises(sv.Invalid) as e:
+        sv.read_taskrun_bytes(at_limit.encode())
+    assert e.value.code == "input.syntax"  # read, and not YAML
+    with pytest.raises(sv.Invalid) as e:
+        sv.read_taskrun_bytes((at_limit + "b").encode())
+    assert e.value.code == "input.too-large"
+    with pytest.raises(sv.Invalid) as e:
+        sv.read_taskrun_bytes(("\ufeff [" + "b" * sv.MAX_YAML_BYTES).encode())
+    assert e.value.code == "input.syntax"
+    # The pristine sealed TaskRun padded with a comment: read at the limit, not beyond.
+    text = (VECTORS / "pristine-v1-yaml.yaml").read_text()
+    padded = text + "#" + "a" * (sv.MAX_YAML_BYTES - len(text.encode()) - 2) + "\n"
+    assert len(padded.encode()) == sv.MAX_YAML_BYTES
+    assert sv.read_taskrun_bytes(padded.encode()).results
+    with pytest.raises(sv.Invalid) as e:
+        sv.read_taskrun_bytes(padded.encode() + b"\n")
+    assert e.value.code == "input.too-large"
 
 
 @pytest.mark.parametrize("text", [

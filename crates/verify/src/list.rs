@@ -91,6 +91,7 @@ pub fn parse_taskruns(bytes: &[u8]) -> Result<TaskRuns, Error> {
         if bytes.len() as u64 > MAX_TASKRUN_BYTES {
             return Err(Error::TooLarge);
         }
+        taskrun::refuse_large_yaml(text)?;
         let membership = membership(&document)?;
         let taskrun = taskrun::from_document(document)?;
         return Ok(TaskRuns {

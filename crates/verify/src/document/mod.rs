@@ -6,7 +6,9 @@
 //! space) is JSON and nothing else; any other text is one YAML document read with the
 //! profile of docs/seal-format.md, section 9.1.3. Both readers refuse duplicate keys,
 //! nesting deeper than [`MAX_DEPTH`], and numbers JSON cannot hold, so no other reader
-//! can see other values in a document this one accepts.
+//! can see other values in a document this one accepts. YAML flow collections nest at
+//! most [`MAX_FLOW_DEPTH`] deep: libyaml's scanner spends time proportional to the flow
+//! nesting level on every token.
 
 mod json;
 mod yaml;
@@ -17,6 +19,13 @@ use std::fmt;
 /// it is an array or an object.
 pub(crate) const MAX_DEPTH: usize = 128;
 
+/// Deepest nesting of YAML flow collections (`[...]`, `{...}`) accepted, counting only
+/// flow collections. libyaml's scanner walks one saved key per flow level on every token
+/// (its `stale_simple_keys`), so 3 MiB nested 128 deep in flow style took 0.7 s; at 16
+/// levels the walk costs about a third of the scanner's other work (docs/measurements.md).
+/// Kubernetes writes flow style only for empty collections.
+pub(crate) const MAX_FLOW_DEPTH: usize = 16;
+
 /// Why a text is not a document (JSON or YAML as docs/seal-format.md, 9.1.2-9.1.3, read
 /// them). Not worth retrying: the text is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,9 +34,9 @@ pub struct SyntaxError {
     problem: String,
 }
 
-/// Which reader refused the text.
+/// Which reader reads (or refused) a text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Syntax {
+pub(crate) enum Syntax {
     Json,
     Yaml,
 }
@@ -128,11 +137,7 @@ pub(crate) fn read(text: &str, select: &'static Select) -> Result<Option<Node>, 
     // A byte order mark may start either; YAML allows it, RFC 8259 lets a JSON reader
     // ignore it.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let first = text
-        .trim_start_matches([' ', '\t', '\n', '\r'])
-        .chars()
-        .next();
-    if matches!(first, Some('{' | '[')) {
+    if syntax(text) == Syntax::Json {
         json::read(text, select).map_err(|problem| SyntaxError {
             syntax: Syntax::Json,
             problem,
@@ -142,6 +147,21 @@ pub(crate) fn read(text: &str, select: &'static Select) -> Result<Option<Node>, 
             syntax: Syntax::Yaml,
             problem,
         })
+    }
+}
+
+/// The reader `text` goes to: JSON if its first character after an optional byte order
+/// mark and JSON white space is `{` or `[`, YAML otherwise.
+pub(crate) fn syntax(text: &str) -> Syntax {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let first = text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .chars()
+        .next();
+    if matches!(first, Some('{' | '[')) {
+        Syntax::Json
+    } else {
+        Syntax::Yaml
     }
 }
 
@@ -244,9 +264,39 @@ mod tests {
         let deep = |n: usize| "[".repeat(n) + &"]".repeat(n);
         assert!(read_all(&deep(MAX_DEPTH)).is_ok());
         assert!(read_all(&deep(MAX_DEPTH + 1)).is_err());
-        let yaml = |n: usize| format!("a: {}", deep(n - 1));
+        // YAML in block style, the innermost levels in flow style up to their limit.
+        let yaml = |n: usize| {
+            let block = n - 1 - MAX_FLOW_DEPTH;
+            format!("a:\n{}{}\n", "- ".repeat(block), deep(MAX_FLOW_DEPTH))
+        };
         assert!(read_all(&yaml(MAX_DEPTH)).is_ok());
         assert!(read_all(&yaml(MAX_DEPTH + 1)).is_err());
+    }
+
+    #[test]
+    fn a_tab_inside_a_yaml_plain_scalar_is_part_of_it() {
+        // The differential fuzz target's finding: libyaml reads it so, PyYAML's
+        // pure-Python scanner refused it.
+        assert_eq!(
+            read_all("v: a\tb\n").unwrap(),
+            Node::Object(vec![("v".into(), s("a\tb"))])
+        );
+        assert_eq!(read_all("a\"1\"{\t^a").unwrap(), s("a\"1\"{\t^a"));
+    }
+
+    #[test]
+    fn yaml_flow_collections_nest_to_their_own_limit() {
+        let deep = |n: usize| "[".repeat(n) + &"]".repeat(n);
+        assert!(read_all(&format!("a: {}\n", deep(MAX_FLOW_DEPTH))).is_ok());
+        let err = read_all(&format!("a: {}\n", deep(MAX_FLOW_DEPTH + 1))).unwrap_err();
+        assert!(err.problem.contains("flow"), "{err}");
+        // Mappings count as sequences do; block collections around them do not.
+        let mixed = format!("a:\n  b: {}{}\n", "{c: [".repeat(8), "]}".repeat(8));
+        assert!(read_all(&mixed).is_ok());
+        let mixed = format!("a:\n  b: {}[]{}\n", "{c: [".repeat(8), "]}".repeat(8));
+        assert!(read_all(&mixed).is_err());
+        // JSON has no flow limit: it is read by another reader.
+        assert!(read_all(&deep(MAX_FLOW_DEPTH + 1)).is_ok());
     }
 
     #[test]

@@ -5,9 +5,11 @@
 
 use std::borrow::Cow;
 
-use libyaml_safer::{Event, EventData, Parser, ScalarStyle};
+use libyaml_safer::{Event, EventData, MappingStyle, Parser, ScalarStyle, SequenceStyle};
 
-use super::{Keys, MAX_DEPTH, Node, Select, Strings, kind_only, string_members, too_deep};
+use super::{
+    Keys, MAX_DEPTH, MAX_FLOW_DEPTH, Node, Select, Strings, kind_only, string_members, too_deep,
+};
 
 const TAG_PREFIX: &str = "tag:yaml.org,2002:";
 
@@ -20,13 +22,28 @@ pub(super) fn read(text: &str, select: &'static Select) -> Result<Option<Node>, 
     // with a line break appended, which changes no value but such a block scalar's, and
     // those are refused (docs/seal-format.md, 9.1.3). A panic it may still hold is
     // turned into a refusal rather than an abort.
+    //
+    // The port also refuses a text whose first byte is EF (U+E000-U+FFFF first) unless it
+    // is a byte order mark, which libyaml reads as any other character; such a text is
+    // read with a byte order mark before it, which the port consumes before counting
+    // positions.
     let ends_with_break = text.ends_with(LINE_BREAKS);
+    let starts_with_ef = text.as_bytes().first() == Some(&0xef);
     let padded;
-    let input = if ends_with_break {
-        text
-    } else {
-        padded = format!("{text}\n");
-        &padded
+    let input = match (starts_with_ef, ends_with_break) {
+        (false, true) => text,
+        (false, false) => {
+            padded = format!("{text}\n");
+            &padded
+        }
+        (true, true) => {
+            padded = format!("\u{feff}{text}");
+            &padded
+        }
+        (true, false) => {
+            padded = format!("\u{feff}{text}\n");
+            &padded
+        }
     };
     let limit = if ends_with_break {
         u64::MAX
@@ -47,7 +64,7 @@ fn read_events(text: &str, limit: u64, select: &'static Select) -> Result<Option
         EventData::StreamEnd => return Ok(select.keeps().then_some(Node::Null)),
         EventData::DocumentStart { .. } => {
             let first = events.next()?;
-            let node = events.node(first, select, 0)?;
+            let node = events.node(first, select, Depth::default())?;
             match events.next()? {
                 EventData::DocumentEnd { .. } => {}
                 _ => return Err("unexpected event after the document".into()),
@@ -96,7 +113,7 @@ impl Events<'_, '_> {
         &mut self,
         first: EventData,
         select: &'static Select,
-        depth: usize,
+        depth: Depth,
     ) -> Result<Option<Node>, String> {
         match first {
             EventData::Alias { anchor } => Err(format!(
@@ -108,9 +125,13 @@ impl Events<'_, '_> {
                 let node = scalar(tag.as_deref(), value, style)?;
                 Ok(select.keeps().then_some(node))
             }
-            EventData::SequenceStart { tag, .. } => {
+            EventData::SequenceStart { tag, style, .. } => {
                 refuse_local_tag(tag.as_deref())?;
-                let depth = enter(depth)?;
+                let depth = depth.enter(if style == SequenceStyle::Flow {
+                    Style::Flow
+                } else {
+                    Style::Block
+                })?;
                 let item = select.item();
                 if let Select::Value = select {
                     let mut strings = Strings::default();
@@ -143,9 +164,13 @@ impl Events<'_, '_> {
                     Select::Value | Select::Scalar => Some(Node::Scalar),
                 })
             }
-            EventData::MappingStart { tag, .. } => {
+            EventData::MappingStart { tag, style, .. } => {
                 refuse_local_tag(tag.as_deref())?;
-                let depth = enter(depth)?;
+                let depth = depth.enter(if style == MappingStyle::Flow {
+                    Style::Flow
+                } else {
+                    Style::Block
+                })?;
                 let mut keys = Keys::default();
                 let mut members = Vec::new();
                 loop {
@@ -184,12 +209,37 @@ impl Events<'_, '_> {
     }
 }
 
-fn enter(depth: usize) -> Result<usize, String> {
-    let depth = depth + 1;
-    if depth > MAX_DEPTH {
-        return Err(too_deep());
+/// How many collections, and how many flow collections among them, hold a node.
+#[derive(Debug, Default, Clone, Copy)]
+struct Depth {
+    all: usize,
+    flow: usize,
+}
+
+/// How a collection is written: indented lines, or `[...]` and `{...}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Block,
+    Flow,
+}
+
+impl Depth {
+    /// The depth inside one more collection, refused past the limits.
+    fn enter(self, style: Style) -> Result<Self, String> {
+        let depth = Self {
+            all: self.all + 1,
+            flow: self.flow + usize::from(style == Style::Flow),
+        };
+        if depth.all > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        if depth.flow > MAX_FLOW_DEPTH {
+            return Err(format!(
+                "flow collections ([...], {{...}}) are nested more than {MAX_FLOW_DEPTH} deep"
+            ));
+        }
+        Ok(depth)
     }
-    Ok(depth)
 }
 
 /// A tag beginning with `!` once expanded (a local tag, or the non-specific `!`).
@@ -419,6 +469,23 @@ mod tests {
         for text in ["a: b", "a: |\n  x\n# c", "- |\n  x\n- b", "a: 'x'"] {
             assert!(read(text, &ALL).is_ok(), "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_text_may_start_with_any_character_of_u_e000_to_u_fffd() {
+        // The differential fuzz target's finding: the port took a first byte EF for a
+        // broken byte order mark; libyaml and PyYAML read "\u{fffd}-" as a string.
+        static ALL: Select = Select::All;
+        for text in ["\u{fffd}-", "\u{e000}", "\u{ff01}: a\n"] {
+            assert!(read(text, &ALL).is_ok(), "{text:?}");
+        }
+        assert_eq!(
+            read("\u{fffd}-", &ALL).unwrap(),
+            Some(Node::String("\u{fffd}-".into()))
+        );
+        // Positions are unchanged: the block scalar rule still holds.
+        assert!(read("\u{e000}: |\n  x\n", &ALL).is_ok());
+        assert!(read("\u{e000}: |\n  x", &ALL).is_err());
     }
 
     #[test]

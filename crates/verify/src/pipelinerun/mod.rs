@@ -162,6 +162,7 @@ impl PipelineRun {
             return Err(Error::Document(taskrun::Error::TooLarge));
         }
         let text = document_text(bytes).map_err(Error::Document)?;
+        taskrun::refuse_large_yaml(text).map_err(Error::Document)?;
         let document = document::read(text, &PIPELINERUN)
             .map_err(|e| Error::Document(taskrun::Error::Syntax(e)))?
             .unwrap_or(Node::Null);
