@@ -189,8 +189,9 @@ pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
     Ok(cert)
 }
 
-/// Every Extension of the TBSCertificate is exactly `SEQUENCE { OBJECT IDENTIFIER,
-/// [BOOLEAN,] OCTET STRING }` (x509-parser takes other tags for the BOOLEAN).
+/// The TBSCertificate's `[3]` holds a SEQUENCE of extensions, each exactly `SEQUENCE {
+/// OBJECT IDENTIFIER, [BOOLEAN,] OCTET STRING }` (x509-parser takes other tags for the
+/// BOOLEAN, and for the list itself).
 fn extensions_are_well_formed(tbs: &[u8]) -> Result<(), String> {
     let malformed = |problem: &str| format!("extensions: {problem}");
     let tbs = der::tlv(tbs).map_err(malformed)?;
@@ -200,6 +201,9 @@ fn extensions_are_well_formed(tbs: &[u8]) -> Result<(), String> {
             continue;
         }
         let list = der::tlv(field.contents).map_err(malformed)?;
+        if list.tag != 0x30 {
+            return Err(malformed("the list of extensions is not a SEQUENCE"));
+        }
         for extension in der::items(list.contents) {
             let extension = extension.map_err(malformed)?;
             let tags = der::items(extension.contents)
@@ -496,6 +500,36 @@ mod tests {
         ] {
             assert_eq!(uri_host(uri), host, "{uri}");
         }
+    }
+
+    /// The DER of the first certificate of a PEM file of the vectors.
+    fn vector_cert(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../../tests/vectors/seal/pki/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let pem = std::fs::read(path).expect("a vector certificate");
+        pem::parse(pem).expect("PEM").into_contents()
+    }
+
+    #[test]
+    fn the_extensions_are_a_sequence() {
+        let der = vector_cert("intermediate.pem");
+        assert!(parse(&der).is_ok());
+        // The SEQUENCE inside [3] retagged as [APPLICATION 16] (constructed): x509-parser
+        // reads it, a strict reader refuses it (found by the differential fuzz target).
+        let cert = der::tlv(&der).expect("a certificate");
+        let tbs = der::tlv(cert.contents).expect("its TBSCertificate");
+        let extensions = der::items(tbs.contents)
+            .map(|item| item.expect("a TBSCertificate field"))
+            .find(|item| item.tag == 0xa3)
+            .expect("the extensions");
+        let inner = extensions.contents.as_ptr() as usize - der.as_ptr() as usize;
+        let mut retagged = der.clone();
+        assert_eq!(retagged[inner], 0x30);
+        retagged[inner] = 0x70;
+        let error = parse(&retagged).expect_err("a retagged list of extensions");
+        assert!(error.contains("not a SEQUENCE"), "{error}");
     }
 
     #[test]
