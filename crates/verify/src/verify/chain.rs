@@ -152,6 +152,7 @@ pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
         return Err("trailing bytes after the certificate".into());
     }
     extensions_are_well_formed(cert.tbs_certificate.as_ref())?;
+    names_are_well_formed(cert.tbs_certificate.as_ref())?;
     // The same extension twice is ambiguous (which one counts?): refuse it.
     cert.tbs_certificate
         .extensions_map()
@@ -215,6 +216,38 @@ fn extensions_are_well_formed(tbs: &[u8]) -> Result<(), String> {
                     "an extension is not SEQUENCE { OID, [BOOLEAN,] OCTET STRING }",
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// The issuer and the subject are each `SEQUENCE OF SET OF SEQUENCE { OBJECT IDENTIFIER,
+/// value }` (x509-parser takes any tag for the attribute's type).
+fn names_are_well_formed(tbs: &[u8]) -> Result<(), String> {
+    let malformed = |problem: &str| format!("names: {problem}");
+    let tbs = der::tlv(tbs).map_err(malformed)?;
+    let fields = der::items(tbs.contents)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(malformed)?;
+    // version [0] (optional), serialNumber, signature, issuer, validity, subject.
+    let skip = usize::from(fields.first().is_some_and(|f| f.tag == 0xa0));
+    for name in [fields.get(skip + 2), fields.get(skip + 4)] {
+        let name = name.ok_or_else(|| malformed("a name is missing"))?;
+        let well_formed = name.tag == 0x30
+            && der::items(name.contents).all(|rdn| {
+                rdn.is_ok_and(|rdn| {
+                    rdn.tag == 0x31
+                        && der::items(rdn.contents).all(|attribute| {
+                            attribute.is_ok_and(|a| {
+                                a.tag == 0x30 && der::tlv(a.contents).is_ok_and(|t| t.tag == 0x06)
+                            })
+                        })
+                })
+            });
+        if !well_formed {
+            return Err(malformed(
+                "a name is not SEQUENCE OF SET OF SEQUENCE { OBJECT IDENTIFIER, value }",
+            ));
         }
     }
     Ok(())
@@ -530,6 +563,27 @@ mod tests {
         retagged[inner] = 0x70;
         let error = parse(&retagged).expect_err("a retagged list of extensions");
         assert!(error.contains("not a SEQUENCE"), "{error}");
+    }
+
+    #[test]
+    fn a_name_attribute_has_an_object_identifier_for_its_type() {
+        let der = vector_cert("intermediate.pem");
+        // The issuer's first attribute type (OBJECT IDENTIFIER, 06) retagged as a private
+        // tag: x509-parser reads it (found by the differential fuzz target).
+        let cert = der::tlv(&der).expect("a certificate");
+        let tbs = der::tlv(cert.contents).expect("its TBSCertificate");
+        let fields: Vec<_> = der::items(tbs.contents)
+            .map(|item| item.expect("a TBSCertificate field"))
+            .collect();
+        let issuer = &fields[usize::from(fields[0].tag == 0xa0) + 2];
+        let rdn = der::tlv(issuer.contents).expect("an RDN");
+        let attribute = der::tlv(rdn.contents).expect("an attribute");
+        let at = attribute.contents.as_ptr() as usize - der.as_ptr() as usize;
+        assert_eq!(der[at], 0x06);
+        let mut retagged = der.clone();
+        retagged[at] = 0xde;
+        let error = parse(&retagged).expect_err("a retagged attribute type");
+        assert!(error.contains("names:"), "{error}");
     }
 
     #[test]
