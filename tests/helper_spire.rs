@@ -481,8 +481,8 @@ fn an_svid_naming_another_taskrun_is_not_used_to_seal() {
 }
 
 /// Issue 13, `retries`: Tekton retries a TaskRun by moving the failed attempt's status,
-/// its sealed results included, to `status.retriesStatus`, and substitutes
-/// `$(context.task.retry-count)` (0, then 1, ...) into the next pod. Each attempt's helper
+/// its sealed results included, to `status.retriesStatus`, and names the next pod
+/// `-pod-retry<N>` (the helper reads it from POD_NAME). Each attempt's helper
 /// seals its attempt with the real SVID; the final status verifies, and the first
 /// attempt's sealed results copied into the final status are rejected.
 #[test]
@@ -556,6 +556,25 @@ fn the_helper_refuses_to_seal_without_the_retry_count_and_says_what_to_pass() {
         "{}",
         stderr(&out)
     );
+
+    // The attempt from the pod's name: only the names Tekton gives its pods.
+    for pod in ["build-abc", "build-abc-pod-retry0", "build-abc-pod-retry01"] {
+        let out = Command::new(ws.helper())
+            .arg("--results-dir")
+            .arg(ws.results())
+            .args(["--taskrun-namespace", "default", "--taskrun-name", "b"])
+            .args(["--taskrun-uid", "uid-1", "--timeout", "1"])
+            .env("SPIFFE_ENDPOINT_SOCKET", spire.workload_socket())
+            .env("POD_NAME", pod)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{pod}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("does not say which attempt"),
+            "{pod}: {}",
+            stderr(&out)
+        );
+    }
 
     for (given, advice) in [
         ("$(context.task.retry-count)", "was not substituted"),

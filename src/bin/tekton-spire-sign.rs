@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
-use tekton_spire::cli::sign::{Args, FormatArg, LogArg};
+use tekton_spire::cli::sign::{Args, FormatArg, LogArg, attempt_of_pod};
 use tekton_spire::helper::{self, Config, Output};
 use tekton_spire::telemetry::{self, LogFormat};
 
@@ -18,15 +18,22 @@ fn main() -> ExitCode {
     let output = match args.format {
         FormatArg::Tekton => Output::Tekton,
         FormatArg::Seal => {
-            // clap's required_if_eq does not see --format's default, and no default attempt
-            // is safe to assume: a retry sealed as attempt 0 would be rejected.
-            let Some(attempt) = args.taskrun_retry_count else {
-                Args::command()
+            // No default attempt is safe to assume: a retry sealed as attempt 0 would be
+            // rejected.
+            let attempt = match (&args.pod_name, args.taskrun_retry_count) {
+                (_, Some(attempt)) => attempt,
+                (Some(pod), None) => match attempt_of_pod(pod) {
+                    Ok(attempt) => attempt,
+                    Err(message) => Args::command()
+                        .error(ErrorKind::ValueValidation, message)
+                        .exit(),
+                },
+                (None, None) => Args::command()
                     .error(
                         ErrorKind::MissingRequiredArgument,
-                        "the seal needs --taskrun-retry-count <N>: pass --taskrun-retry-count=$(context.task.retry-count) in the step's args",
+                        "the seal needs the attempt: set POD_NAME from the downward API (env: [{name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]) or pass --taskrun-retry-count <N>",
                     )
-                    .exit()
+                    .exit(),
             };
             Output::Seal {
                 namespace: args.taskrun_namespace.unwrap_or_default(),

@@ -21,8 +21,10 @@ use crate::helper;
     image: tekton-spire-sign
     args: [--taskrun-namespace=$(context.taskRun.namespace),
            --taskrun-name=$(context.taskRun.name),
-           --taskrun-uid=$(context.taskRun.uid),
-           --taskrun-retry-count=$(context.task.retry-count)]
+           --taskrun-uid=$(context.taskRun.uid)]
+    env:
+      - name: POD_NAME
+        valueFrom: {fieldRef: {fieldPath: metadata.name}}
 The Task declares one more result, TEKTON_SPIRE_SEAL. Verify with:
   tekton-spire verify --taskrun tr.json --bundle bundle.json --trust-domain example.org"
 )]
@@ -52,17 +54,24 @@ pub struct Args {
     /// it so that the signature cannot be replayed onto a later TaskRun of the same name.
     #[arg(long, value_name = "UID", required_if_eq("format", "seal"))]
     pub taskrun_uid: Option<String>,
-    /// Which attempt of the TaskRun this is: pass $(context.task.retry-count), which Tekton
-    /// sets to 0 for the first attempt and to 1, 2, ... for each retry (`retries:` in the
-    /// TaskRun or PipelineTask). Required for the seal, which binds it so that a sealed
-    /// result cannot be copied from an earlier attempt (status.retriesStatus) into the
-    /// final status. A decimal number, 0 to 999999999, without leading zeros.
+    /// This pod's name, from the downward API (env POD_NAME, fieldRef metadata.name):
+    /// Tekton names the pod of a TaskRun's first attempt `<...>-pod` and the pod of retry N
+    /// `<...>-pod-retry<N>`, and the seal binds that attempt, so that a sealed result cannot
+    /// be copied from an earlier attempt (status.retriesStatus) into the final status.
+    /// Required for the seal unless --taskrun-retry-count is given. (Tekton v1.15's
+    /// $(context.task.retry-count) stays 0 on every retry of a TaskRun: it substitutes the
+    /// spec once and keeps the result in status.taskSpec.)
     #[arg(
         long,
-        value_name = "N",
-        required_if_eq("format", "seal"),
-        value_parser = parse_retry_count
+        value_name = "NAME",
+        env = "POD_NAME",
+        conflicts_with = "taskrun_retry_count"
     )]
+    pub pod_name: Option<String>,
+    /// Which attempt of the TaskRun this is, when the pod's name does not say it (not a
+    /// pod Tekton named): 0 for the first attempt, then 1, 2, ... A decimal number, 0 to
+    /// 999999999, without leading zeros.
+    #[arg(long, value_name = "N", value_parser = parse_retry_count)]
     pub taskrun_retry_count: Option<u32>,
     /// A result to sign, as NAME or NAME:TYPE (TYPE: string, array or object, as the
     /// Task declares it); repeat for each. By default every file in --results-dir is
@@ -84,15 +93,31 @@ pub struct Args {
 fn parse_retry_count(text: &str) -> Result<u32, String> {
     if text.contains("$(") {
         return Err(format!(
-            "{text:?} was not substituted: pass $(context.task.retry-count) in the step's args (Tekton substitutes it in a Task's steps and StepActions)"
+            "{text:?} was not substituted: a Tekton variable reached the helper as written; give the attempt as a number, or set POD_NAME instead"
         ));
     }
     tekton_spire_verify::seal::parse_attempt(text).map_err(|_| {
         format!(
-            "{text:?} is not a retry count: a decimal number from 0 to {} without leading zeros, as $(context.task.retry-count) gives",
+            "{text:?} is not a retry count: a decimal number from 0 to {} without leading zeros",
             tekton_spire_verify::seal::MAX_ATTEMPT
         )
     })
+}
+
+/// The attempt a pod of Tekton's is for, read from its name: `…-pod` is the first (0),
+/// `…-pod-retry<N>` retry N.
+pub fn attempt_of_pod(name: &str) -> Result<u32, String> {
+    if name.ends_with("-pod") {
+        return Ok(0);
+    }
+    name.rsplit_once("-pod-retry")
+        .and_then(|(_, n)| tekton_spire_verify::seal::parse_attempt(n).ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            format!(
+                "the pod name {name:?} does not say which attempt this is: Tekton names a TaskRun's pods <...>-pod and <...>-pod-retry<N>; set POD_NAME from the downward API (fieldRef metadata.name), or pass --taskrun-retry-count"
+            )
+        })
 }
 
 /// The signature format to write.
@@ -116,6 +141,30 @@ pub enum LogArg {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_attempt_is_read_from_the_name_tekton_gives_the_pod() {
+        assert_eq!(attempt_of_pod("build-abc-pod"), Ok(0));
+        assert_eq!(attempt_of_pod("build-abc-pod-retry1"), Ok(1));
+        assert_eq!(attempt_of_pod("build-pod-retry-abc-pod-retry12"), Ok(12));
+        // kmeta.ChildName shortens a long TaskRun name with a hash, never the suffix.
+        assert_eq!(
+            attempt_of_pod("a0123456789abcdef0123456789abcdef-pod-retry3"),
+            Ok(3)
+        );
+        for bad in [
+            "build-abc",
+            "build-abc-pod-retry0",
+            "build-abc-pod-retry01",
+            "build-abc-pod-retry",
+            "build-abc-pod-retryx",
+            "build-abc-pod-2",
+            "",
+        ] {
+            let err = attempt_of_pod(bad).unwrap_err();
+            assert!(err.contains("does not say which attempt"), "{bad:?}: {err}");
+        }
+    }
 
     #[test]
     fn a_retry_count_is_read_only_in_the_form_tekton_writes() {

@@ -28,7 +28,7 @@ pub const DEFAULT_SOCKET: &str = "unix:///spiffe-workload-api/spire-agent.sock";
 pub enum Output {
     /// The tekton-spire seal (`sealv2`): one `TEKTON_SPIRE_SEAL` result binding the
     /// TaskRun's identity (from `$(context.taskRun.namespace)`, `.name` and `.uid`) and
-    /// attempt (`$(context.task.retry-count)`).
+    /// attempt (read from the pod's name, `-pod-retry<N>`).
     Seal {
         /// `$(context.taskRun.namespace)`.
         namespace: String,
@@ -36,7 +36,7 @@ pub enum Output {
         name: String,
         /// `$(context.taskRun.uid)`.
         uid: String,
-        /// `$(context.task.retry-count)`: 0 for the first attempt, then 1, 2, ...
+        /// The attempt: 0 for the first, then 1, 2, ... (the pod's `-pod-retry<N>`).
         attempt: u32,
     },
     /// Tekton's TEP-0089 format: `SVID`, `RESULT_MANIFEST` and one `.sig` per result.

@@ -331,8 +331,25 @@ impl Node {
                     "status",
                     "deployment/tekton-pipelines-webhook",
                     "--timeout=300s",
-                ])
-                .map(drop)
+                ])?;
+                // A Ready webhook pod is not yet a webhook the API server reaches (its
+                // Service's endpoints follow): wait until a Task passes its admission.
+                let probe = serde_json::json!({
+                    "apiVersion": "tekton.dev/v1", "kind": "Task",
+                    "metadata": {"name": "webhook-probe", "namespace": "default"},
+                    "spec": {"steps": [{"name": "s", "image": "busybox", "command": ["true"]}]}
+                })
+                .to_string();
+                self.wait_for(
+                    "Tekton's webhook to answer",
+                    Duration::from_secs(120),
+                    || {
+                        Ok(self
+                            .kubectl_stdin(&["create", "--dry-run=server", "-f", "-"], &probe)
+                            .is_ok()
+                            .then_some(()))
+                    },
+                )
             }
         }
     }
