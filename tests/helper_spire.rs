@@ -100,7 +100,9 @@ impl Workspace {
                 attempt,
             ])
             .env("SPIFFE_ENDPOINT_SOCKET", spire.workload_socket())
-            .env("TMPDIR", self.dir.path().join("tmp"));
+            .env("TMPDIR", self.dir.path().join("tmp"))
+            // The attempt is the one given, never one from the environment.
+            .env_remove("POD_NAME");
         cmd
     }
 
@@ -542,14 +544,18 @@ fn a_seal_copied_from_an_earlier_attempt_is_rejected_and_the_last_attempt_verifi
 fn the_helper_refuses_to_seal_without_the_retry_count_and_says_what_to_pass() {
     let spire = Spire::shared();
     let ws = Workspace::new("no-retry-count");
-    let out = Command::new(ws.helper())
-        .arg("--results-dir")
-        .arg(ws.results())
-        .args(["--taskrun-namespace", "default", "--taskrun-name", "b"])
-        .args(["--taskrun-uid", "uid-1", "--timeout", "1"])
-        .env("SPIFFE_ENDPOINT_SOCKET", spire.workload_socket())
-        .output()
-        .unwrap();
+    // The helper asked to seal, with no attempt given (POD_NAME unset).
+    let without_attempt = || {
+        let mut cmd = Command::new(ws.helper());
+        cmd.arg("--results-dir")
+            .arg(ws.results())
+            .args(["--taskrun-namespace", "default", "--taskrun-name", "b"])
+            .args(["--taskrun-uid", "uid-1", "--timeout", "1"])
+            .env("SPIFFE_ENDPOINT_SOCKET", spire.workload_socket())
+            .env_remove("POD_NAME");
+        cmd
+    };
+    let out = without_attempt().output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("--taskrun-retry-count"),
@@ -559,15 +565,7 @@ fn the_helper_refuses_to_seal_without_the_retry_count_and_says_what_to_pass() {
 
     // The attempt from the pod's name: only the names Tekton gives its pods.
     for pod in ["build-abc", "build-abc-pod-retry0", "build-abc-pod-retry01"] {
-        let out = Command::new(ws.helper())
-            .arg("--results-dir")
-            .arg(ws.results())
-            .args(["--taskrun-namespace", "default", "--taskrun-name", "b"])
-            .args(["--taskrun-uid", "uid-1", "--timeout", "1"])
-            .env("SPIFFE_ENDPOINT_SOCKET", spire.workload_socket())
-            .env("POD_NAME", pod)
-            .output()
-            .unwrap();
+        let out = without_attempt().env("POD_NAME", pod).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{pod}: {}", stderr(&out));
         assert!(
             stderr(&out).contains("does not say which attempt"),
