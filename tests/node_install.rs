@@ -25,6 +25,11 @@ const SCM_PREFIX: &str = "demo-cluster.";
 const VERIFY_LABEL: &str = "tekton-spire.dev/verify";
 const WAIT: Duration = Duration::from_secs(120);
 
+/// The `tekton-spire` binary under test.
+fn cli() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_tekton-spire"))
+}
+
 /// The node, this test's turn on it, and Tekton's controller stopped: these tests write
 /// TaskRun statuses themselves, as Tekton's controller would.
 fn node() -> (&'static Node, std::sync::MutexGuard<'static, ()>) {
@@ -406,12 +411,7 @@ fn the_helper_signs_with_the_taskruns_svid_beside_a_default_identity_and_the_ver
     })?;
     assert_eq!(condition["status"], "True", "verdict: {condition}");
     assert_eq!(condition["reason"], "TaskRunResultsVerified");
-    let (code, output) = node.verify_taskrun(
-        Path::new(env!("CARGO_BIN_EXE_tekton-spire")),
-        TRUST_DOMAIN,
-        &ns,
-        "build",
-    )?;
+    let (code, output) = node.verify_taskrun(cli(), TRUST_DOMAIN, &ns, "build")?;
     assert_eq!(code, 0, "tekton-spire verify: {output}");
 
     // A status forged after completion: the verdict turns False and verify rejects.
@@ -424,12 +424,7 @@ fn the_helper_signs_with_the_taskruns_svid_beside_a_default_identity_and_the_ver
         Ok(verdict(node, &ns, "build")?.filter(|c| c["status"] == "False"))
     })?;
     assert_eq!(condition["reason"], "TaskRunResultsVerificationFailed");
-    let (code, output) = node.verify_taskrun(
-        Path::new(env!("CARGO_BIN_EXE_tekton-spire")),
-        TRUST_DOMAIN,
-        &ns,
-        "build",
-    )?;
+    let (code, output) = node.verify_taskrun(cli(), TRUST_DOMAIN, &ns, "build")?;
     assert_eq!(code, 1, "tekton-spire verify on a forged status: {output}");
 
     node.kubectl(&["delete", "namespace", &ns, "--wait=false"])?;

@@ -168,22 +168,7 @@ impl Node {
     /// # Errors
     /// When kubectl or the server command fails.
     pub fn trust_bundle_pem(&self) -> anyhow::Result<String> {
-        self.kubectl(&[
-            "-n",
-            "spire",
-            "exec",
-            "spire-server-0",
-            "-c",
-            "spire-server",
-            "--",
-            "/opt/spire/bin/spire-server",
-            "bundle",
-            "show",
-            "-format",
-            "pem",
-            "-socketPath",
-            "/run/spire/sockets/api.sock",
-        ])
+        self.spire_server_text(&["bundle", "show", "-format", "pem"])
     }
 
     /// Runs `spire-server ARGS… -socketPath …` in the server's pod (the image has no
@@ -192,6 +177,14 @@ impl Node {
     /// # Errors
     /// When kubectl or the server command fails.
     pub fn spire_server(&self, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["-output", "json"]);
+        let out = self.spire_server_text(&all)?;
+        serde_json::from_str(&out).with_context(|| format!("spire-server printed no JSON: {out}"))
+    }
+
+    /// `spire-server ARGS… -socketPath …` in the server's pod; what it printed.
+    fn spire_server_text(&self, args: &[&str]) -> anyhow::Result<String> {
         let mut all = vec![
             "-n",
             "spire",
@@ -203,14 +196,8 @@ impl Node {
             "/opt/spire/bin/spire-server",
         ];
         all.extend_from_slice(args);
-        all.extend_from_slice(&[
-            "-socketPath",
-            "/run/spire/sockets/api.sock",
-            "-output",
-            "json",
-        ]);
-        let out = self.kubectl(&all)?;
-        serde_json::from_str(&out).with_context(|| format!("spire-server printed no JSON: {out}"))
+        all.extend_from_slice(&["-socketPath", "/run/spire/sockets/api.sock"]);
+        self.kubectl(&all)
     }
 
     /// The SPIRE entries whose ID starts with `prefix`, as the server prints them.
