@@ -139,7 +139,7 @@ start() {
   if ! out=$(api POST /apis/apiextensions.k8s.io/v1/customresourcedefinitions \
       -H 'Content-Type: application/yaml' --data-binary "@$bin/taskrun-crd.yaml" 2>&1); then
     # A restart on an existing DIR finds the CRD in etcd already.
-    [[ $out == *'"reason":"AlreadyExists"'* ]] || { stop; die "installing the TaskRun CRD failed: $out"; }
+    [[ $out == *'"reason": "AlreadyExists"'* || $out == *'"reason":"AlreadyExists"'* ]] || { stop; die "installing the TaskRun CRD failed: $out"; }
   fi
   wait_for kube-apiserver 30 crd_established || { stop; die "the TaskRun CRD did not become Established"; }
   wait_for kube-apiserver 30 api GET /apis/tekton.dev/v1/taskruns || { stop; die "tekton.dev/v1 taskruns are not served"; }

@@ -109,7 +109,7 @@ pub struct Config {
     pub retry_min: Duration,
     /// See `retry_min`.
     pub retry_max: Duration,
-    /// Deadline of one SPIRE API call.
+    /// Deadline of one SPIRE API call (batch writes get one second more per entry).
     pub call_timeout: Duration,
     /// Where verdicts take the trust bundle from (`trust-bundle-path` if set, else the
     /// Workload API at `spire-socket-path`); `None`: no verdicts are recorded.

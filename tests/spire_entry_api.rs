@@ -13,10 +13,13 @@ use std::time::{Duration, Instant};
 use spiffe::{SpiffeId, TrustDomain};
 use tekton_spire::spire::{
     Client, ClientConfig, CreateOutcome, DeleteOutcome, Endpoint, EntryId, EntrySpec, Error,
-    ListFilter, SelectorMatch,
+    LIST_PAGE_SIZE, ListFilter, SelectorMatch,
 };
 use tekton_spire_testbed::spire::{Propagation, Spire};
 use tonic::Code;
+
+/// Entries listed back in the paging test: below a page, one page, several pages.
+const PAGING_COUNTS: [usize; 3] = [120, LIST_PAGE_SIZE, 2 * LIST_PAGE_SIZE + 50];
 
 /// Fails the test instead of hanging it.
 async fn within<F: Future>(secs: u64, fut: F) -> F::Output {
@@ -153,7 +156,7 @@ async fn entries_created_in_batches_are_listed_back_across_page_boundaries() {
         let client = admin_socket_client(spire).await;
         // Below a page, exactly one page (the server then sends a token and an empty
         // last page), and several pages with a partial last one.
-        for count in [120, 200, 450] {
+        for count in PAGING_COUNTS {
             let hint = format!("paging-{count}");
             let specs = specs(spire, &hint, count);
             let started = Instant::now();
@@ -174,9 +177,9 @@ async fn entries_created_in_batches_are_listed_back_across_page_boundaries() {
             );
             // Every page but the last is full; the server hands out a next-page token
             // with every non-empty page, so the last call returns nothing.
-            let mut expected_pages = vec![200; count / 200];
-            if count % 200 > 0 {
-                expected_pages.push(count % 200);
+            let mut expected_pages = vec![LIST_PAGE_SIZE; count / LIST_PAGE_SIZE];
+            if count % LIST_PAGE_SIZE > 0 {
+                expected_pages.push(count % LIST_PAGE_SIZE);
             }
             expected_pages.push(0);
             assert_eq!(pages, expected_pages);
@@ -206,14 +209,14 @@ async fn entries_created_in_batches_are_listed_back_across_page_boundaries() {
         );
         let all_ids: Vec<String> = everything.iter().map(|e| e.spec.id.to_string()).collect();
         let all = sorted_unique(&all_ids);
-        for count in [120, 200, 450] {
+        for count in PAGING_COUNTS {
             for spec in specs(spire, &format!("paging-{count}"), count) {
                 assert!(all.contains(spec.id.as_str()), "{} missing", spec.id);
             }
         }
 
         // Other filters, as upstream defines them.
-        let one = spec(spire, "paging-450", 7);
+        let one = spec(spire, &format!("paging-{}", PAGING_COUNTS[2]), 7);
         let by_id = client
             .list_entries(&ListFilter::default().by_spiffe_id(one.spiffe_id.clone()))
             .await
@@ -680,6 +683,65 @@ async fn a_workload_without_admin_is_denied_over_mtls() {
         assert!(matches!(err, Error::PermissionDenied { .. }), "{err:?}");
         assert!(!err.is_retryable());
         client.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_batch_write_outlasts_the_call_timeout_on_a_slow_server() {
+    // A server busy for longer than the call timeout (here: paused) must not make a
+    // batch of creates fail: its deadline grows with the entries in it, since SPIRE
+    // writes them one at a time behind one lock. (Before, a cold start of 10,000 pods
+    // timed out batch after batch and threw the work away.)
+    let spire = Spire::start(Propagation::Tuned).unwrap();
+    within(120, async {
+        let client = Client::connect(
+            Endpoint::AdminSocket(spire.server_socket().to_path_buf()),
+            ClientConfig::default()
+                .call_timeout(Duration::from_secs(2))
+                .keepalive(None),
+        )
+        .await
+        .unwrap();
+        let specs = specs(&spire, "slow-server", 5);
+        let pid = spire.server_pid().unwrap().to_string();
+        let signal = |sig: &str| {
+            assert!(
+                std::process::Command::new("kill")
+                    .args([sig, &pid])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        };
+        signal("-STOP");
+        let create = tokio::spawn({
+            let client = client.clone();
+            let specs = specs.clone();
+            async move { client.batch_create(&specs).await }
+        });
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        signal("-CONT");
+        let outcomes = create
+            .await
+            .unwrap()
+            .expect("the batch waited for the server");
+        assert_eq!(outcomes.len(), 5);
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, Ok(CreateOutcome::Created(_))))
+        );
+        assert_eq!(listed_ids(&client, "slow-server").await.len(), 5);
+        // A single read keeps the plain call timeout.
+        signal("-STOP");
+        let list = tokio::spawn({
+            let client = client.clone();
+            async move { client.list_entries(&ListFilter::default()).await }
+        });
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        signal("-CONT");
+        assert!(matches!(list.await.unwrap(), Err(Error::Timeout { .. })));
     })
     .await;
 }

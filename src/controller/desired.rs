@@ -49,7 +49,7 @@ pub(crate) fn entry_for(
 ) -> Result<EntrySpec, Skip> {
     let namespace = pod.namespace().unwrap_or_default();
     let pod_name = pod.name_any();
-    let taskrun_name = pod.labels().get(TASKRUN_LABEL).ok_or(Skip::NoTaskRun)?;
+    let taskrun_name = pod.taskrun_name().ok_or(Skip::NoTaskRun)?;
     let node = pod
         .spec
         .node_name
@@ -68,7 +68,7 @@ pub(crate) fn entry_for(
     if taskrun.completed() {
         return Err(Skip::TaskRunCompleted);
     }
-    // Only the TaskRun's own pod. The label and an owner reference prove nothing: anyone
+    // Only the TaskRun's own pod. Its label and owner reference prove nothing: anyone
     // who may create pods in the namespace can write both (the TaskRun's UID is readable
     // by whoever reads TaskRuns). What Tekton alone writes is the TaskRun's status, and it
     // names the pod it created there, in the same reconcile.
@@ -192,7 +192,7 @@ pub(crate) fn desired_entries<'p>(
                     nodes.insert(node);
                 }
                 let namespace = pod.namespace().unwrap_or_default();
-                let taskrun = pod.labels().get(TASKRUN_LABEL).cloned().unwrap_or_default();
+                let taskrun = pod.taskrun_name().unwrap_or_default().to_owned();
                 let taskrun_uid = taskruns
                     .get(&namespace, &taskrun)
                     .and_then(|tr| tr.uid())
@@ -222,7 +222,7 @@ pub(crate) fn desired_entries<'p>(
                 tracing::debug!(
                     pod = %pod.name_any(),
                     namespace = %pod.namespace().unwrap_or_default(),
-                    "pod carries the tekton.dev/taskRun label but is not its TaskRun's pod; no entry"
+                    "pod claims a TaskRun but is not the pod its status names; no entry"
                 );
             }
             Err(reason) => {

@@ -153,6 +153,21 @@ fn permanent(error: &spire::Error) -> bool {
         )
 }
 
+/// One `BatchCreateEntry` call, made only while this replica leads (`Err(None)` if not).
+async fn create_batch(
+    spire: spire::Client,
+    leadership: Leadership,
+    batch: &[EntrySpec],
+) -> (&[EntrySpec], BatchOutcomes) {
+    if !leadership.is_valid() {
+        return (batch, Err(None));
+    }
+    (batch, spire.batch_create(batch).await.map_err(Some))
+}
+
+/// A batch call's per-entry outcomes; `Err(None)` when it was not made.
+type BatchOutcomes = Result<Vec<Result<CreateOutcome, spire::Error>>, Option<spire::Error>>;
+
 impl EntrySync {
     pub(crate) fn new(
         spire: spire::Client,
@@ -358,20 +373,14 @@ impl EntrySync {
     ) -> Result<(), PassError> {
         let spire = self.spire.clone();
         let leadership = self.leadership.clone();
-        let calls: Vec<_> = specs
-            .chunks(CREATE_BATCH_SIZE)
-            .map(|batch| {
-                let batch = batch.to_vec();
-                let (spire, leadership) = (spire.clone(), leadership.clone());
-                async move {
-                    if !leadership.is_valid() {
-                        return (batch, Err(None));
-                    }
-                    let result = spire.batch_create(&batch).await.map_err(Some);
-                    (batch, result)
-                }
-            })
-            .collect();
+        // Made as they are sent: a cold start's thousands of creates are not copied.
+        // (By index: a closure over the chunks' slices trips rustc's higher-ranked
+        // lifetime check for the spawned pass future.)
+        let calls = (0..specs.len().div_ceil(CREATE_BATCH_SIZE)).map(|i| {
+            let end = ((i + 1) * CREATE_BATCH_SIZE).min(specs.len());
+            let batch = specs.get(i * CREATE_BATCH_SIZE..end).unwrap_or_default();
+            create_batch(spire.clone(), leadership.clone(), batch)
+        });
         let mut batches = futures::stream::iter(calls).buffered(CREATE_CONCURRENCY);
         while let Some((batch, result)) = batches.next().await {
             let outcomes = match result {
@@ -591,6 +600,13 @@ impl EntrySync {
                             updated = report.updated,
                             deleted = report.deleted,
                             refused = report.refused,
+                            listed = report.listed,
+                            elapsed_ms = elapsed.as_millis() as u64,
+                            "entry pass"
+                        );
+                    } else if report.listed {
+                        tracing::debug!(
+                            desired = report.desired,
                             listed = report.listed,
                             elapsed_ms = elapsed.as_millis() as u64,
                             "entry pass"

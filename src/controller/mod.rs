@@ -13,6 +13,7 @@
 mod desired;
 mod entries;
 mod events;
+mod initial_list;
 mod leader;
 mod metrics;
 mod objects;
@@ -38,7 +39,7 @@ pub use verdict::{CONDITION_TYPE, REASON_FAILED, REASON_VERIFIED};
 
 use leader::{Leadership, LeaseConfig};
 use metrics::Metrics;
-use objects::{CachedPod, CachedTaskRun, keep_labels};
+use objects::{CachedPod, CachedTaskRun, compact_pod, keep_labels};
 
 /// How long shutdown waits for the loops to stop.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -312,9 +313,26 @@ async fn run_as_leader(
     } else {
         watcher::Config::default()
     };
+    let taskrun_api = Api::<CachedTaskRun>::all(client.clone());
+    let pod_api = Api::<CachedPod>::all(client.clone());
+    // Completed pods leave the cache: the API server sends them as deleted once they no
+    // longer match the field selector.
+    let pod_watch = watcher::Config::default()
+        .labels(TASKRUN_LABEL)
+        .fields("status.phase!=Succeeded,status.phase!=Failed");
+    let (taskrun_watch, pod_watch) = tokio::join!(
+        initial_list::choose(&taskrun_api, "taskruns", taskrun_watch),
+        async {
+            if components.entries() {
+                initial_list::choose(&pod_api, "pods", pod_watch).await
+            } else {
+                pod_watch
+            }
+        },
+    );
     let taskrun_events = reflector::reflector(
         taskrun_writer,
-        watcher(Api::<CachedTaskRun>::all(client.clone()), taskrun_watch)
+        watcher(taskrun_api, taskrun_watch)
             .default_backoff()
             .modify(|tr| keep_labels(&mut tr.metadata, &[VERDICT_OPT_IN_LABEL])),
     );
@@ -338,20 +356,13 @@ async fn run_as_leader(
     ));
 
     let pod_store = if components.entries() {
-        // Completed pods leave the cache: the API server sends them as deleted once they
-        // no longer match the field selector.
         let pod_writer: Writer<CachedPod> = Writer::default();
         let pod_store = pod_writer.as_reader();
         let pod_events = reflector::reflector(
             pod_writer,
-            watcher(
-                Api::<CachedPod>::all(client.clone()),
-                watcher::Config::default()
-                    .labels(TASKRUN_LABEL)
-                    .fields("status.phase!=Succeeded,status.phase!=Failed"),
-            )
-            .default_backoff()
-            .modify(|pod| keep_labels(&mut pod.metadata, &[TASKRUN_LABEL])),
+            watcher(pod_api, pod_watch)
+                .default_backoff()
+                .modify(compact_pod),
         );
         tasks.spawn(forward_events(
             pod_events,

@@ -57,6 +57,17 @@ pub(crate) fn keep_labels(meta: &mut ObjectMeta, keep: &[&str]) {
     }
 }
 
+/// Cuts a pod down further for the cache: of its metadata only what names it and its
+/// controlling TaskRun remains (the label that selected it for the watch says nothing the
+/// owner reference does not, and a map of one label costs more than the rest of the pod).
+pub(crate) fn compact_pod(pod: &mut CachedPod) {
+    pod.metadata.labels = None;
+    if let Some(owners) = pod.metadata.owner_references.as_mut() {
+        owners.retain(|o| o.controller == Some(true) && o.kind == "TaskRun");
+        owners.shrink_to_fit();
+    }
+}
+
 /// A `tekton.dev/v1` TaskRun as cached.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub(crate) struct CachedTaskRun {
@@ -154,6 +165,19 @@ pub(crate) struct PodStatus {
     pub(crate) phase: Option<String>,
 }
 
+impl CachedPod {
+    /// The name of the TaskRun its controlling owner reference names, which is also what
+    /// Tekton's `tekton.dev/taskRun` label says.
+    pub(crate) fn taskrun_name(&self) -> Option<&str> {
+        self.metadata
+            .owner_references
+            .as_deref()?
+            .iter()
+            .find(|o| o.controller == Some(true) && o.kind == "TaskRun")
+            .map(|o| o.name.as_str())
+    }
+}
+
 impl kube::Resource for CachedPod {
     type DynamicType = ();
     type Scope = NamespaceResourceScope;
@@ -217,6 +241,35 @@ mod tests {
         assert!(tr.spec.timeout.is_none() && tr.status.pod_name.is_none());
         let pod: CachedPod = serde_json::from_value(json!({"metadata": {}})).unwrap();
         assert!(pod.spec.node_name.is_none() && pod.status.phase.is_none());
+    }
+
+    #[test]
+    fn a_cached_pod_keeps_only_its_controlling_taskrun() {
+        let mut pod: CachedPod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "n", "uid": "pu",
+                "labels": {"tekton.dev/taskRun": "label-says", "app.kubernetes.io/managed-by": "tekton-pipelines"},
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "ConfigMap", "name": "c", "uid": "c1", "controller": false},
+                    {"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "other", "uid": "o1"},
+                    {"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "b", "uid": "u", "controller": true}]},
+            "spec": {"nodeName": "node-1"},
+        }))
+        .unwrap();
+        compact_pod(&mut pod);
+        assert!(pod.metadata.labels.is_none());
+        let owners = pod.metadata.owner_references.as_deref().unwrap();
+        assert_eq!(owners.len(), 1);
+        assert_eq!(
+            (owners[0].name.as_str(), owners[0].uid.as_str()),
+            ("b", "u")
+        );
+        // The TaskRun is the one the controlling owner reference names, not the label.
+        assert_eq!(pod.taskrun_name(), Some("b"));
+        let orphan: CachedPod = serde_json::from_value(json!({"metadata": {
+            "labels": {"tekton.dev/taskRun": "b"},
+            "ownerReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "b", "uid": "u"}]}}))
+        .unwrap();
+        assert_eq!(orphan.taskrun_name(), None);
     }
 
     #[test]
