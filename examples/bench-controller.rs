@@ -830,6 +830,16 @@ fn scm_passes(lines: &[(Instant, String)]) -> Vec<(Instant, Duration)> {
 }
 
 /// Our passes that changed something: (arrival, elapsed_ms, created, deleted).
+/// The `elapsed_ms` of one of our "entry pass" lines.
+fn pass_elapsed(line: &str) -> anyhow::Result<Duration> {
+    let v: serde_json::Value = serde_json::from_str(line)?;
+    let ms = v
+        .get("elapsed_ms")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
+    Ok(Duration::from_millis(ms))
+}
+
 fn our_passes(lines: &[(Instant, String)]) -> Vec<(Instant, Duration, u64, u64)> {
     lines
         .iter()
@@ -1121,15 +1131,10 @@ async fn reconcile(ctx: &Ctx, which: Which, namespace: &str) -> anyhow::Result<R
                     })
                     .await?;
                 next = i + 1;
-                let v: serde_json::Value = serde_json::from_str(&line)?;
-                if v.get("created").is_some() {
+                if line.contains("\"created\"") {
                     continue; // a pass that changed something
                 }
-                let ms = v
-                    .get("elapsed_ms")
-                    .and_then(serde_json::Value::as_u64)
-                    .unwrap_or(0);
-                out.steady.push(Duration::from_millis(ms));
+                out.steady.push(pass_elapsed(&line)?);
             }
         }
         Which::Baseline => {
@@ -1145,12 +1150,7 @@ async fn reconcile(ctx: &Ctx, which: Which, namespace: &str) -> anyhow::Result<R
                         l.contains("\"entry pass\"")
                     })
                     .await?;
-                let v: serde_json::Value = serde_json::from_str(&line)?;
-                let ms = v
-                    .get("elapsed_ms")
-                    .and_then(serde_json::Value::as_u64)
-                    .unwrap_or(0);
-                out.steady.push(Duration::from_millis(ms));
+                out.steady.push(pass_elapsed(&line)?);
             }
         }
         Which::Scm => {
