@@ -1018,7 +1018,8 @@ def profile_cases(p: SealPki) -> list[Case]:
 
 def reading_cases(p: SealPki) -> list[Case]:
     """Section 9.1.2-9.1.3: text that starts like JSON is JSON only, a byte order mark is
-    dropped, aliases and merge keys are refused. Each differs from pristine-v1-json or
+    dropped, aliases and merge keys are refused, a block scalar needs a final line break
+    when nothing but spaces follows it. Each differs from pristine-v1-json or
     pristine-v1-yaml in the one property its note names."""
     base = Sealing(p.good_leaf)
     json_text = json.dumps(base.document(), indent=2) + "\n"
@@ -1034,6 +1035,14 @@ def reading_cases(p: SealPki) -> list[Case]:
     return [
         accept("bom-before-block-yaml", "pristine-v1-yaml with a byte order mark before it: "
                "dropped, as YAML allows.", base, content="\ufeff" + text_yaml, ext="yaml"),
+        accept("bom-twice-before-block-yaml", "pristine-v1-yaml with two byte order marks "
+               "before it: section 9.1.2 drops the first, libyaml the second as the "
+               "stream's (section 9.1.3).", base, content="\ufeff\ufeff" + text_yaml,
+               ext="yaml"),
+        invalid("bom-thrice-before-block-yaml", "input.syntax", "pristine-v1-yaml with three "
+                "byte order marks before it: the third, at the start of the first line, "
+                "takes a column as libyaml reads it, so the first key is out of line with "
+                "the next (section 9.1.3).", "\ufeff\ufeff\ufeff" + text_yaml, ext="yaml"),
         accept("bom-before-yaml-directive", "pristine-v1-yaml with a byte order mark and a "
                "%YAML 1.1 directive before it.", base,
                content="\ufeff%YAML 1.1\n---\n" + text_yaml, ext="yaml"),
@@ -1045,6 +1054,18 @@ def reading_cases(p: SealPki) -> list[Case]:
                 "metadata.generation 1e400, a number beyond binary64: JSON readers disagree "
                 "on it (infinity, an error), so the text is refused, not read as YAML.",
                 huge),
+        invalid("yaml-block-scalar-at-the-end", "input.syntax", "pristine-v1-yaml with a "
+                "last member x whose literal block scalar runs to the end of the text, "
+                "which has no final line break (section 9.1.3).",
+                text_yaml + "x: |\n  y", ext="yaml"),
+        invalid("yaml-block-scalar-then-spaces", "input.syntax", "pristine-v1-yaml with a "
+                "last member x holding a folded block scalar whose header ends with CR, "
+                "then a line of one space and no final line break: nothing but spaces "
+                "follows the scalar (section 9.1.3).", text_yaml + "x: >\r ", ext="yaml"),
+        accept("yaml-block-scalar-then-comment", "pristine-v1-yaml with a last member x "
+               "holding a literal block scalar, then a comment line and no final line "
+               "break: more than spaces follows the scalar (section 9.1.3).", base,
+               content=text_yaml + "x: |\n  y\n# end", ext="yaml"),
         invalid("yaml-merge-key", "input.syntax", "pristine-v1-yaml with a merge key (<<) in "
                 "metadata.", merged, ext="yaml"),
         invalid("yaml-alias", "input.syntax", "pristine-v1-yaml with metadata.annotations an "

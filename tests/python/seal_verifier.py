@@ -429,9 +429,15 @@ class _ProfileLoader(yaml.composer.Composer, yaml.resolver.Resolver, yaml.cyaml.
         yaml.cyaml.CParser.__init__(self, stream)
         yaml.composer.Composer.__init__(self)
         yaml.resolver.Resolver.__init__(self)
-        # Section 9.1.3: a block scalar may not run to the end of a text that does not
-        # end with a line break.
-        self.open_end = None if stream.endswith(_LINE_BREAKS) else len(stream)
+        # Section 9.1.3: in a text that does not end with a line break, a block scalar
+        # may not be followed by nothing but spaces. libyaml's end mark of a block
+        # scalar is after its last line break, or at the end of the text when its header
+        # or last content line has none. Its marks count characters, as len() does, but
+        # from after a byte order mark that starts the stream, which libyaml takes for
+        # the stream's (a text that started with two: section 9.1.2 drops one).
+        origin = 1 if stream.startswith("\ufeff") else 0
+        self.open_end = (None if stream.endswith(_LINE_BREAKS)
+                         else len(stream.rstrip(" ")) - origin)
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
@@ -440,7 +446,8 @@ class _ProfileLoader(yaml.composer.Composer, yaml.resolver.Resolver, yaml.cyaml.
         event = self.peek_event()
         if (isinstance(event, yaml.ScalarEvent) and event.style in ("|", ">")
                 and self.open_end is not None and event.end_mark.index >= self.open_end):
-            raise _BadDocument("a block scalar runs to the end of the text without a line break")
+            raise _BadDocument("a block scalar is followed by nothing but spaces in a text "
+                               "without a final line break")
         raw_tag = getattr(event, "tag", None)
         node = super().compose_node(parent, index)
         node.raw_tag = raw_tag

@@ -250,7 +250,52 @@ def test_a_tab_inside_a_plain_scalar_is_part_of_it_as_libyaml_reads_it():
     assert _doc("\ufffd-") == "\ufffd-"
 
 
-def test_yaml_flow_collections_nest_at_most_16_deep():
+@pytest.mark.parametrize("text", [
+    ">\r ",  # the differential fuzz target's finding (run 10): a header ended by CR, a space
+    ">\n ", "a: |\n  x", "a: |", "a: | # c", "a: |\n  x\n  ", "a: |+\n  x\n ",
+    "a: |\n  x\n   ", "a: >\r\n  x\r\n ", "a: |\n  x\u2028 ", "? |\n  k\n: |\n   w",
+    # Characters of 2 and 4 bytes before the scalar: positions are characters here and
+    # in libyaml's marks, bytes on the Rust side; each side compares like with like.
+    "é: |\n  x", "ééééé: |\n  x\n ", "\U0001d11e\U0001d11e: >\n  x\n  ",
+])
+def test_a_block_scalar_followed_by_nothing_but_spaces_needs_a_final_line_break(text):
+    # Section 9.1.3: nothing but spaces (or nothing) after a block scalar, in a text that
+    # does not end with a line break, makes the document input.syntax.
+    with pytest.raises(sv.Invalid) as e:
+        _doc(text)
+    assert e.value.code == "input.syntax"
+    assert _doc(text + "\n") is not None  # the same text with a final line break is read
+
+
+def test_a_block_scalar_followed_by_more_than_spaces_is_read_without_a_final_line_break():
+    assert _doc("a: |\n  x\n# c") == {"a": "x\n"}
+    assert _doc("a: |+\n  x\n \nb: c") == {"a": "x\n\n", "b": "c"}
+    assert _doc("- |\n  x\n-  ") == ["x\n", None]
+    # Multi-byte characters before it: a byte count compared with a character count
+    # would refuse these.
+    assert _doc("ééééé: |\n  x\n#") == {"ééééé": "x\n"}
+    assert _doc("\U0001d11e: >-\n  x\nb: c") == {"\U0001d11e": "x", "b": "c"}
+    with pytest.raises(sv.Invalid) as e:
+        sv.read_taskrun_bytes(b">\r ")
+    assert e.value.code == "input.syntax"
+
+
+def test_a_second_byte_order_mark_is_the_streams_as_libyaml_reads_it():
+    # The differential fuzz target's finding (run 11): two byte order marks, then YAML.
+    # Section 9.1.2 drops the first, libyaml the second as the stream's (the Rust port
+    # took it for a character); its marks leave it out, and so must the block scalar rule.
+    assert sv.parse_document("\ufeff\ufeffa: b\nc: d\n") == {"a": "b", "c": "d"}
+    assert sv.parse_document("\ufeff\ufeffa: |\n  x\n# c") == {"a": "x\n"}
+    for text in ["\ufeff\ufeffa: |\n  x", "\ufeff\ufeff\ufeffa: b\nc: d\n"]:
+        with pytest.raises(sv.Invalid) as e:
+            sv.parse_document(text)
+        assert e.value.code == "input.syntax"
+    with pytest.raises(sv.Invalid) as e:
+        sv.read_taskrun_bytes("\ufeff\ufeffapiVersion: v1\nkind: Pod\n".encode())
+    assert e.value.code == "input.not-taskrun"
+
+
+
     # Section 9.1.2: flow collections only are counted, mappings as sequences.
     assert _doc("v: " + "[" * 16 + "]" * 16 + "\n") is not None
     for text in ["v: " + "[" * 17 + "]" * 17 + "\n",
