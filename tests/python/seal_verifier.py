@@ -621,7 +621,8 @@ def taskrun_from_doc(doc: Any) -> TaskRun:
     if not isinstance(doc, dict):
         raise bad("the document is not an object")
     api = doc.get("apiVersion")
-    if api not in API_RESULTS_FIELD or doc.get("kind") != "TaskRun":
+    # Any value: a mapping or a list is another apiVersion too (and not hashable).
+    if not isinstance(api, str) or api not in API_RESULTS_FIELD or doc.get("kind") != "TaskRun":
         raise bad("not a tekton.dev/v1 or v1beta1 TaskRun")
     meta = doc.get("metadata")
     if not isinstance(meta, dict):

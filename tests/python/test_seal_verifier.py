@@ -295,7 +295,17 @@ def test_a_second_byte_order_mark_is_the_streams_as_libyaml_reads_it():
     assert e.value.code == "input.not-taskrun"
 
 
+@pytest.mark.parametrize("api", ["{uid: x}", "[tekton.dev/v1]", "1", "~"])
+def test_an_apiversion_that_is_not_a_string_is_another_apiversion(api):
+    # The differential fuzz target's finding (run 12): apiVersion holding a mapping made
+    # the Python verifier fail (a dict is not hashable) instead of saying not-taskrun.
+    with pytest.raises(sv.Invalid) as e:
+        sv.read_taskrun_bytes(("apiVersion: %s\nkind: TaskRun\nmetadata: {name: a}\n"
+                               % api).encode())
+    assert e.value.code == "input.not-taskrun"
 
+
+def test_yaml_flow_collections_nest_at_most_16_deep():
     # Section 9.1.2: flow collections only are counted, mappings as sequences.
     assert _doc("v: " + "[" * 16 + "]" * 16 + "\n") is not None
     for text in ["v: " + "[" * 17 + "]" * 17 + "\n",
