@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -133,6 +134,12 @@ def uri_constraints(permitted=None, excluded=None):
         x509.UniformResourceIdentifier(h) for h in hosts]
     return (x509.NameConstraints(permitted_subtrees=uris(permitted),
                                  excluded_subtrees=uris(excluded)), True)
+
+
+def _replace_once(data: bytes, old: bytes, new: bytes) -> bytes:
+    if data.count(old) != 1:
+        raise AssertionError("%s is not in the certificate exactly once" % old.hex())
+    return data.replace(old, new)
 
 
 def resigned(cert: pki.Credential, issuer: pki.Credential, edit) -> pki.Credential:
@@ -772,6 +779,21 @@ def path_validation_cases(p: SealPki) -> list[Case]:
     critical_true = bytes.fromhex("0603551d130101ff")
     ber_leaf = resigned(p.leaf("leaf-ber-boolean"), p.root,
                         lambda tbs: tbs.replace(critical_true, bytes.fromhex("0603551d13010101"), 1))
+    # OBJECT IDENTIFIERs written with another tag (OCTET STRING, 04) around the same bytes:
+    # the first key purpose (serverAuth) of the leaf's extendedKeyUsage, signed again; and
+    # the leaf's outer signatureAlgorithm (ecdsa-with-SHA256), which no signature covers.
+    server_auth = bytes.fromhex("06082b06010505070301")
+    eku_leaf = resigned(p.leaf("leaf-key-purpose-octet-string"), p.root,
+                        lambda tbs: _replace_once(tbs, server_auth, b"\x04" + server_auth[1:]))
+    ecdsa_sha256 = bytes.fromhex("300a06082a8648ce3d040302")
+    algorithm_leaf = p.leaf("leaf-signature-algorithm-octet-string")
+    algorithm_der = algorithm_leaf.cert.public_bytes(serialization.Encoding.DER)
+    tbs_end = algorithm_der.index(algorithm_leaf.cert.tbs_certificate_bytes) + len(
+        algorithm_leaf.cert.tbs_certificate_bytes)
+    if not algorithm_der.startswith(ecdsa_sha256, tbs_end):
+        raise AssertionError("the leaf's signatureAlgorithm is not ecdsa-with-SHA256")
+    algorithm_leaf = pki.Credential(_RawCertificate(
+        algorithm_der[:tbs_end + 2] + b"\x04" + algorithm_der[tbs_end + 3:]), algorithm_leaf.key)
     return [
         accept("path-length-zero-root-signs-leaf", "pristine-v1-json under a root whose "
                "basicConstraints say pathLenConstraint 0 (bundle root-pathlen-0.pem): no "
@@ -826,6 +848,15 @@ def path_validation_cases(p: SealPki) -> list[Case]:
                "whose basicConstraints' critical flag is the BER BOOLEAN 01 instead of the "
                "DER FF, signed again by the root: certificates are read as strict DER.",
                Sealing(ber_leaf).document()),
+        reject("svid-key-purpose-not-an-oid", "material.malformed", "pristine-v1-json sealed "
+               "by a leaf whose extendedKeyUsage holds serverAuth as an OCTET STRING (tag 04) "
+               "instead of an OBJECT IDENTIFIER, signed again by the root: not that "
+               "extension's syntax.", Sealing(eku_leaf).document()),
+        reject("svid-signature-algorithm-not-an-oid", "material.malformed", "pristine-v1-json "
+               "sealed by a leaf whose outer signatureAlgorithm holds ecdsa-with-SHA256 as an "
+               "OCTET STRING (tag 04) instead of an OBJECT IDENTIFIER; no signature covers "
+               "that field, so only reading it strictly refuses it.",
+               Sealing(algorithm_leaf).document()),
         accept("trust-domain-as-spiffe-id", "pristine-v1-json verified with the trust domain "
                "given as spiffe://example.org.", Sealing(p.good_leaf),
                trust_domain="spiffe://example.org"),

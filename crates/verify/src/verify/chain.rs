@@ -8,7 +8,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::bundle::TrustBundle;
 use crate::crypto::{PublicKey, SignatureError};
 use crate::spiffe_id::SpiffeId;
-use crate::verify::{Rejection, der};
+use crate::verify::{Rejection, der, oid_tags};
 
 /// Extensions whose rules the verifier applies; any other critical extension makes a
 /// certificate unusable (RFC 5280, 4.2): basicConstraints, keyUsage, subjectAltName and
@@ -153,6 +153,7 @@ pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
     }
     extensions_are_well_formed(cert.tbs_certificate.as_ref())?;
     names_are_well_formed(cert.tbs_certificate.as_ref())?;
+    oid_tags::algorithms(der)?;
     // The same extension twice is ambiguous (which one counts?): refuse it.
     cert.tbs_certificate
         .extensions_map()
@@ -174,6 +175,12 @@ pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
             // which must be whole (x509-parser reads some values past their own end).
             der::check_first(ext.value)
                 .map_err(|problem| format!("extension {oid} is not DER: {problem}"))?;
+        }
+        if !matches!(
+            ext.parsed_extension(),
+            ParsedExtension::UnsupportedExtension { .. }
+        ) {
+            oid_tags::extension(&oid, ext.value)?;
         }
         if ext.critical && !PROCESSED.contains(&oid.as_str()) {
             return Err(format!(
@@ -233,18 +240,7 @@ fn names_are_well_formed(tbs: &[u8]) -> Result<(), String> {
     let skip = usize::from(fields.first().is_some_and(|f| f.tag == 0xa0));
     for name in [fields.get(skip + 2), fields.get(skip + 4)] {
         let name = name.ok_or_else(|| malformed("a name is missing"))?;
-        let well_formed = name.tag == 0x30
-            && der::items(name.contents).all(|rdn| {
-                rdn.is_ok_and(|rdn| {
-                    rdn.tag == 0x31
-                        && der::items(rdn.contents).all(|attribute| {
-                            attribute.is_ok_and(|a| {
-                                a.tag == 0x30 && der::tlv(a.contents).is_ok_and(|t| t.tag == 0x06)
-                            })
-                        })
-                })
-            });
-        if !well_formed {
+        if !oid_tags::is_name(name) {
             return Err(malformed(
                 "a name is not SEQUENCE OF SET OF SEQUENCE { OBJECT IDENTIFIER, value }",
             ));
@@ -584,6 +580,40 @@ mod tests {
         retagged[at] = 0xde;
         let error = parse(&retagged).expect_err("a retagged attribute type");
         assert!(error.contains("names:"), "{error}");
+    }
+
+    #[test]
+    fn every_algorithm_and_the_curve_is_an_object_identifier() {
+        // x509-parser reads any primitive value as an identifier: the leaf whose outer
+        // signatureAlgorithm was an OCTET STRING verified (found by the differential
+        // fuzz target, after it found a key purpose of the same kind).
+        let der = vector_cert("intermediate.pem");
+        assert!(parse(&der).is_ok());
+        let at = |tlv: &der::Tlv<'_>| tlv.contents.as_ptr() as usize - der.as_ptr() as usize;
+        let cert = der::tlv(&der).expect("a certificate");
+        let parts: Vec<_> = der::items(cert.contents).map(Result::unwrap).collect();
+        let fields: Vec<_> = der::items(parts[0].contents).map(Result::unwrap).collect();
+        let skip = usize::from(fields[0].tag == 0xa0);
+        let key_algorithm = der::tlv(fields[skip + 5].contents).expect("an AlgorithmIdentifier");
+        let curve = der::items(key_algorithm.contents).nth(1).unwrap().unwrap();
+        for (which, position) in [
+            ("signatureAlgorithm", at(&parts[1])),
+            ("signature", at(&fields[skip + 1])),
+            ("subjectPublicKeyInfo", at(&key_algorithm)),
+            (
+                "curve",
+                curve.contents.as_ptr() as usize - der.as_ptr() as usize - 2,
+            ),
+        ] {
+            assert_eq!(der[position], 0x06, "{which}");
+            let mut retagged = der.clone();
+            retagged[position] = 0x04;
+            let error = parse(&retagged).expect_err(which);
+            assert!(
+                error.contains("not an OBJECT IDENTIFIER"),
+                "{which}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod chain;
 mod der;
 mod legacy;
+mod oid_tags;
 mod rejection;
 mod seal;
 
