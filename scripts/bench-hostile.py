@@ -133,37 +133,34 @@ def cases() -> list[tuple[str, str, str]]:
     ]
 
 
-def cli_cases() -> list[tuple[str, str, str]]:
+def cli_cases():
     """Files for the `verify` command, read as a possible List up to 64 MiB: the worst a
     single TaskRun over its limit costs before it is refused (result values that would
-    be kept, as JSON and as YAML), and Lists of ordinary TaskRuns filled to 64 MiB."""
+    be kept, as JSON and as YAML), and Lists of ordinary TaskRuns filled to 64 MiB. One
+    at a time: each is 64 MiB."""
     doc = ordinary()
     big_value = json.loads(json.dumps(doc))
     big_value["status"]["results"][0] = dict(big_value["status"]["results"][0], type="array",
                                              value=[""])
     kept = json.dumps(big_value, separators=(",", ":"))
     room = LIST_LIMIT - len(kept.encode())
-    kept = kept.replace('"value":[""]', '"value":[""' + ',""' * (room // 3) + "]", 1)
+    yield ("cli", "JSON TaskRun of 64 MiB, 22 million strings",
+           kept.replace('"value":[""]', '"value":[""' + ',""' * (room // 3) + "]", 1))
     yaml_kept = yaml_of(big_value)
     room = LIST_LIMIT - len(yaml_kept.encode())
-    yaml_kept = yaml_kept.replace("    value:\n    - ''\n",
-                                  "    value:\n" + "    - ''\n" * (room // 9 + 1), 1)
+    yield ("cli", "YAML TaskRun of 64 MiB, 7 million strings",
+           yaml_kept.replace("    value:\n    - ''\n",
+                             "    value:\n" + "    - ''\n" * (room // 9 + 1), 1))
     item = json.dumps(doc, separators=(",", ":"))
     head, tail = '{"apiVersion":"v1","items":[', '],"kind":"List","metadata":{}}'
-    json_list = head + ",".join([item] * ((LIST_LIMIT - len(head) - len(tail)) //
-                                         (len(item) + 1))) + tail
+    count = (LIST_LIMIT - len(head) - len(tail)) // (len(item) + 1)
+    yield ("cli", "JSON List of 64 MiB, ordinary TaskRuns",
+           head + ",".join([item] * count) + tail)
     yaml_item = yaml_of({"apiVersion": "v1", "items": [doc]}).split("items:\n", 1)[1]
     yaml_head, yaml_tail = "apiVersion: v1\nitems:\n", "kind: List\nmetadata: {}\n"
-    yaml_list = yaml_head + yaml_item * ((LIST_LIMIT - len(yaml_head) - len(yaml_tail)) //
-                                         len(yaml_item.encode())) + yaml_tail
-    return [
-        ("cli", "JSON TaskRun of 64 MiB, 22 million strings",
-         kept),
-        ("cli", "YAML TaskRun of 64 MiB, 7 million strings",
-         yaml_kept),
-        ("cli", "JSON List of 64 MiB, ordinary TaskRuns", json_list),
-        ("cli", "YAML List of 64 MiB, ordinary TaskRuns", yaml_list),
-    ]
+    count = (LIST_LIMIT - len(yaml_head) - len(yaml_tail)) // len(yaml_item.encode())
+    yield ("cli", "YAML List of 64 MiB, ordinary TaskRuns",
+           yaml_head + yaml_item * count + yaml_tail)
 
 
 def build() -> Path:
@@ -187,6 +184,21 @@ def judge(binary: Path, path: Path, runs: int,
     return code, int(nanos) / 1e6, cpu_ms, int(peak_kib) / 1024
 
 
+def run_case(binary: Path, path: Path, case: tuple[str, str, str], limit: int, runs: int,
+             as_list: bool = False) -> tuple[float, float]:
+    """Writes the case's text to path, judges it and prints its line; returns the time
+    (the lower of wall and CPU per run) and the peak."""
+    cls, name, text = case
+    data = text.encode()
+    if len(data) > limit:
+        raise SystemExit("case %r is %d bytes, over the limit" % (name, len(data)))
+    path.write_bytes(data)
+    code, ms, cpu, mib = judge(binary, path, runs, as_list)
+    print("%-13s %-46s %9d %-18s %8.2f %8.2f %8.1f" % (cls, name, len(data), code, ms, cpu,
+                                                      mib))
+    return min(ms, cpu), mib
+
+
 def main(argv: list[str]) -> int:
     runs = int(argv[0]) if argv else 5
     binary = build()
@@ -194,29 +206,14 @@ def main(argv: list[str]) -> int:
                                                  "wall ms", "cpu ms", "peak MiB"))
     worst = (0.0, 0.0)
     with tempfile.TemporaryDirectory() as tmp:
-        for cls, name, text in cases():
-            path = Path(tmp) / "taskrun"
-            data = text.encode()
-            if len(data) > LIMIT:
-                raise SystemExit("case %r is %d bytes, over the limit" % (name, len(data)))
-            path.write_bytes(data)
-            code, ms, cpu, mib = judge(binary, path, runs)
-            print("%-13s %-46s %9d %-18s %8.2f %8.2f %8.1f" % (cls, name, len(data), code, ms,
-                                                              cpu, mib))
-            if cls != "ordinary":
-                worst = (max(worst[0], min(ms, cpu)), max(worst[1], mib))
+        for case in cases():
+            ms, mib = run_case(binary, Path(tmp) / "taskrun", case, LIMIT, runs)
+            if case[0] != "ordinary":
+                worst = (max(worst[0], ms), max(worst[1], mib))
         print("worst: %.2f ms, %.1f MiB (goal: under %d ms and %d MiB; time is the lower of "
               "wall and CPU per run)" % (worst[0], worst[1], GOAL_MS, GOAL_MIB))
-        for cls, name, text in cli_cases():
-            path = Path(tmp) / "taskruns"
-            data = text.encode()
-            if len(data) > LIST_LIMIT:
-                raise SystemExit("case %r is %d bytes, over the limit" % (name, len(data)))
-            path.write_bytes(data)
-            del data
-            code, ms, cpu, mib = judge(binary, path, 1, as_list=True)
-            print("%-13s %-46s %9d %-18s %8.2f %8.2f %8.1f" % (cls, name, path.stat().st_size,
-                                                              code, ms, cpu, mib))
+        for case in cli_cases():
+            run_case(binary, Path(tmp) / "taskruns", case, LIST_LIMIT, 1, as_list=True)
     return 0
 
 

@@ -10,8 +10,12 @@ use crate::taskrun::{
 };
 
 /// Largest document of TaskRuns read, in bytes. One TaskRun is bounded by
-/// [`MAX_TASKRUN_BYTES`]; a List of many may be larger. 64 MiB bounds memory (the parsed
-/// document takes a few times that) and holds a List of hundreds of large TaskRuns.
+/// [`MAX_TASKRUN_BYTES`] (and [`taskrun::MAX_YAML_BYTES`] as YAML); a List of many may be
+/// larger. 64 MiB holds a List of thousands of TaskRuns and bounds memory: the text is
+/// held whole while it is read, and a List keeps its items' TaskRuns (about 5 times the
+/// text for ordinary TaskRuns: 326 MiB for a List of 64 MiB, docs/measurements.md); a
+/// document too large for one TaskRun that is not a List is refused holding its text
+/// alone.
 pub const MAX_LIST_BYTES: u64 = 64 * 1024 * 1024;
 
 /// What a document held.
