@@ -687,7 +687,16 @@ def retry_cases(p: SealPki) -> list[Case]:
 def chain_cases(p: SealPki) -> list[Case]:
     via_bad = p.leaf("leaf-via-intermediate-not-ca", issuer=p.intermediate_not_ca)
     expired_root_leaf = p.leaf("leaf-expired-root", issuer=p.expired_root)
+    # The intermediate's notBefore with the tag [APPLICATION 23] (57) instead of UTCTime
+    # (17), signed again by the root: the same number, another class.
+    not_before = p.intermediate.cert.not_valid_before_utc.strftime("%y%m%d%H%M%SZ").encode()
+    retimed = resigned(p.intermediate, p.root, lambda tbs: _replace_once(
+        tbs, b"\x17\x0d" + not_before, b"\x57\x0d" + not_before))
     return [
+        reject("chain-intermediate-validity-not-a-time", "material.malformed",
+               "chain-with-intermediate with the intermediate's notBefore tagged [APPLICATION "
+               "23] instead of UTCTime, signed again by the root: tags are read whole, class "
+               "included.", Sealing(p.via_intermediate, intermediates=(retimed,)).document()),
         reject("chain-missing-intermediate", "chain.untrusted", "chain-with-intermediate "
                "without the intermediate.", Sealing(p.via_intermediate).document()),
         reject("chain-extra-certificate", "chain.extra-certificate", "pristine-v1-json (leaf "

@@ -3,9 +3,9 @@
 mod chain;
 mod der;
 mod legacy;
-mod oid_tags;
 mod rejection;
 mod seal;
+mod shape;
 
 use std::fmt;
 

@@ -1,18 +1,24 @@
-//! Where X.509 puts an OBJECT IDENTIFIER, x509-parser (through asn1-rs 0.7, whose `Oid`
-//! reads any primitive value) takes a value of any tag and reads its contents as the
-//! identifier: a certificate whose outer signatureAlgorithm was an OCTET STRING holding
-//! the right bytes verified, where any strict reader refuses the certificate. These
-//! checks find the places a certificate holds identifiers in and check their tag
-//! (docs/seal-format.md, section 9.2, step 7).
+//! The shape of a certificate, where x509-parser does not check it: it reads a value by
+//! its tag's number alone, whatever its class (`[APPLICATION 23]` as a UTCTime, `[APPLICATION
+//! 16]` as a SEQUENCE), and, where X.509 puts an OBJECT IDENTIFIER, any primitive value
+//! (asn1-rs 0.7's `Oid` does not look at the tag): a certificate whose outer
+//! signatureAlgorithm was an OCTET STRING holding the right bytes verified, where any
+//! strict reader refuses the certificate. docs/seal-format.md, section 9.2, step 7.
 //!
-//! It runs after x509-parser has read the certificate, and after the strict DER walk
-//! (`der::check`): the structure around the identifiers is known to be there, so a part
-//! that is missing is skipped here, not refused (the earlier checks refuse it).
+//! These checks run after the strict DER walk (`der::check`) and after x509-parser has
+//! read the certificate: the parts inside extension values they look for are known to be
+//! there, so one that is missing is skipped here (x509-parser refused it, or reads none).
 
 use super::der::{self, Tlv};
 
 const OID: u8 = 0x06;
 const NULL: u8 = 0x05;
+const INTEGER: u8 = 0x02;
+const BIT_STRING: u8 = 0x03;
+const OCTET_STRING: u8 = 0x04;
+const BOOLEAN: u8 = 0x01;
+const UTC_TIME: u8 = 0x17;
+const GENERALIZED_TIME: u8 = 0x18;
 const SEQUENCE: u8 = 0x30;
 const SET: u8 = 0x31;
 
@@ -31,38 +37,135 @@ const EXTENDED_KEY_USAGE: &str = "2.5.29.37";
 const AUTHORITY_INFO_ACCESS: &str = "1.3.6.1.5.5.7.1.1";
 const SUBJECT_INFO_ACCESS: &str = "1.3.6.1.5.5.7.1.11";
 
-/// Checks that the algorithm of each AlgorithmIdentifier of the certificate `der`
-/// (signatureAlgorithm, the TBSCertificate's signature, the subjectPublicKeyInfo's), and
-/// an EC key's named curve, have the OBJECT IDENTIFIER tag. The issuer's and subject's
-/// attribute types and the extnIDs are checked with their names and extensions
-/// (`chain::parse`), the identifiers inside extension values by [`extension`].
-pub(crate) fn algorithms(der: &[u8]) -> Result<(), String> {
-    let certificate = der::tlv(der).map_err(|e| e.to_owned())?;
+/// Checks the certificate `der` has exactly the shape of RFC 5280, 4.1, tags whole:
+///
+/// ```text
+/// Certificate  SEQUENCE { TBSCertificate, AlgorithmIdentifier, BIT STRING }
+/// TBSCertificate  SEQUENCE { [0] { INTEGER } (optional), INTEGER, AlgorithmIdentifier,
+///     Name, SEQUENCE { Time, Time }, Name, SEQUENCE { AlgorithmIdentifier, BIT STRING },
+///     [1] (optional), [2] (optional), [3] { SEQUENCE OF Extension } (optional) }
+/// AlgorithmIdentifier  SEQUENCE { OBJECT IDENTIFIER, parameters (optional) }
+/// Name  SEQUENCE OF SET OF SEQUENCE { OBJECT IDENTIFIER, value }
+/// Time  UTCTime or GeneralizedTime
+/// Extension  SEQUENCE { OBJECT IDENTIFIER, BOOLEAN (optional), OCTET STRING }
+/// ```
+///
+/// and that an EC key's parameters, when neither NULL nor a SEQUENCE, are a named curve
+/// (an OBJECT IDENTIFIER). Messages name the part: `names:` and `extensions:` for those.
+pub(crate) fn certificate(der: &[u8]) -> Result<(), String> {
+    let malformed = |problem: &str| format!("shape: {problem}");
+    let certificate = der::tlv(der).map_err(malformed)?;
     let parts = items(certificate.contents);
-    let (Some(tbs), Some(signature_algorithm)) = (parts.first(), parts.get(1)) else {
-        return Ok(());
+    let [tbs, signature_algorithm, signature] = &parts[..] else {
+        return Err(malformed("the certificate is not three values"));
     };
-    algorithm(signature_algorithm, "signatureAlgorithm")?;
-    let fields = items(tbs.contents);
-    // version [0] (optional), serialNumber, signature, issuer, validity, subject,
-    // subjectPublicKeyInfo.
-    let skip = usize::from(fields.first().is_some_and(|f| f.tag == 0xa0));
-    if let Some(signature) = fields.get(skip + 1) {
-        algorithm(signature, "signature")?;
+    if certificate.tag != SEQUENCE || tbs.tag != SEQUENCE || signature.tag != BIT_STRING {
+        return Err(malformed(
+            "the certificate is not SEQUENCE { SEQUENCE, AlgorithmIdentifier, BIT STRING }",
+        ));
     }
-    if let Some(key_algorithm) = fields
-        .get(skip + 5)
-        .and_then(|spki| items(spki.contents).into_iter().next())
+    algorithm(signature_algorithm, "signatureAlgorithm")?;
+    let mut fields = items(tbs.contents).into_iter().peekable();
+    if let Some(version) = fields.next_if(|f| f.tag == 0xa0)
+        && !matches!(&items(version.contents)[..], [v] if v.tag == INTEGER)
     {
-        algorithm(&key_algorithm, "subjectPublicKeyInfo")?;
-        // ECParameters: a named curve, or (refused later as unsupported) NULL or the
-        // curve itself; any other tag is none of them.
-        let parts = items(key_algorithm.contents);
-        if let (Some(id), Some(parameters)) = (parts.first(), parts.get(1))
-            && id.contents == EC_PUBLIC_KEY
-            && !matches!(parameters.tag, OID | NULL | SEQUENCE)
+        return Err(malformed("the version is not [0] { INTEGER }"));
+    }
+    let mut next = |what: &str| {
+        fields
+            .next()
+            .ok_or_else(|| malformed(&format!("the TBSCertificate has no {what}")))
+    };
+    if next("serialNumber")?.tag != INTEGER {
+        return Err(malformed("the serialNumber is not an INTEGER"));
+    }
+    algorithm(&next("signature")?, "signature")?;
+    let issuer = next("issuer")?;
+    let validity = next("validity")?;
+    let subject = next("subject")?;
+    let key = next("subjectPublicKeyInfo")?;
+    for name in [&issuer, &subject] {
+        if !is_name(name) {
+            return Err(
+                "names: a name is not SEQUENCE OF SET OF SEQUENCE { OBJECT IDENTIFIER, value }"
+                    .into(),
+            );
+        }
+    }
+    let times = items(validity.contents);
+    if validity.tag != SEQUENCE
+        || !matches!(&times[..], [a, b] if [a.tag, b.tag].iter().all(|t| matches!(*t, UTC_TIME | GENERALIZED_TIME)))
+    {
+        return Err(malformed(
+            "the validity is not SEQUENCE { Time, Time } (UTCTime or GeneralizedTime)",
+        ));
+    }
+    subject_public_key_info(&key).map_err(|problem| malformed(&problem))?;
+    let mut last = 0;
+    for field in fields {
+        // [1] issuerUniqueID, [2] subjectUniqueID (primitive or constructed), [3]
+        // extensions, each once, in that order.
+        let number = match field.tag {
+            0x81 | 0xa1 => 1,
+            0x82 | 0xa2 => 2,
+            0xa3 => 3,
+            _ => 4,
+        };
+        if number <= last || number == 4 {
+            return Err(malformed(
+                "the TBSCertificate holds more than [1], [2] and [3] after its key, in order",
+            ));
+        }
+        last = number;
+        if number == 3 {
+            extensions(&field)?;
+        }
+    }
+    Ok(())
+}
+
+/// `SEQUENCE { AlgorithmIdentifier, BIT STRING }`; an EC key's curve is named.
+fn subject_public_key_info(key: &Tlv<'_>) -> Result<(), String> {
+    let parts = items(key.contents);
+    let [key_algorithm, bits] = &parts[..] else {
+        return Err("the subjectPublicKeyInfo is not two values".into());
+    };
+    if key.tag != SEQUENCE || bits.tag != BIT_STRING {
+        return Err(
+            "the subjectPublicKeyInfo is not SEQUENCE { AlgorithmIdentifier, BIT STRING }".into(),
+        );
+    }
+    algorithm(key_algorithm, "subjectPublicKeyInfo")?;
+    // ECParameters: a named curve, or (refused later as unsupported) NULL or the curve
+    // itself; any other tag is none of them.
+    let parts = items(key_algorithm.contents);
+    if let (Some(id), Some(parameters)) = (parts.first(), parts.get(1))
+        && id.contents == EC_PUBLIC_KEY
+        && !matches!(parameters.tag, OID | NULL | SEQUENCE)
+    {
+        return Err("the EC key's curve is not an OBJECT IDENTIFIER".into());
+    }
+    Ok(())
+}
+
+/// `[3] { SEQUENCE OF SEQUENCE { OBJECT IDENTIFIER, BOOLEAN (optional), OCTET STRING } }`.
+fn extensions(field: &Tlv<'_>) -> Result<(), String> {
+    let malformed = |problem: &str| format!("extensions: {problem}");
+    let [list] = &items(field.contents)[..] else {
+        return Err(malformed("[3] does not hold one value"));
+    };
+    if list.tag != SEQUENCE {
+        return Err(malformed("the list of extensions is not a SEQUENCE"));
+    }
+    for extension in der::items(list.contents) {
+        let extension = extension.map_err(malformed)?;
+        let tags: Vec<u8> = items(extension.contents).iter().map(|p| p.tag).collect();
+        if extension.tag != SEQUENCE
+            || !matches!(tags[..], [OID, OCTET_STRING] | [OID, BOOLEAN, OCTET_STRING])
         {
-            return Err("the EC key's curve is not an OBJECT IDENTIFIER".into());
+            return Err(malformed(
+                "an extension is not SEQUENCE { OID, [BOOLEAN,] OCTET STRING }",
+            ));
         }
     }
     Ok(())
@@ -82,7 +185,7 @@ pub(crate) fn extension(oid: &str, value: &[u8]) -> Result<(), String> {
 }
 
 /// Whether `name` is `SEQUENCE OF SET OF SEQUENCE { OBJECT IDENTIFIER, value }`.
-pub(crate) fn is_name(name: &Tlv<'_>) -> bool {
+fn is_name(name: &Tlv<'_>) -> bool {
     name.tag == SEQUENCE && items_all(name.contents, |rdn| is_relative_name(&rdn))
 }
 
