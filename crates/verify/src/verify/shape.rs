@@ -25,7 +25,22 @@ const SET: u8 = 0x31;
 /// id-ecPublicKey (1.2.840.10045.2.1), whose parameters name the curve.
 const EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 
-/// The extensions whose values x509-parser reads identifiers (or names) from.
+const ENUMERATED: u8 = 0x0a;
+const IA5_STRING: u8 = 0x16;
+
+/// The processed and understood extensions (docs/seal-format.md, 9.2 step 7), whose
+/// values x509-parser reads.
+const SUBJECT_KEY_IDENTIFIER: &str = "2.5.29.14";
+const KEY_USAGE: &str = "2.5.29.15";
+const BASIC_CONSTRAINTS: &str = "2.5.29.19";
+const CRL_NUMBER: &str = "2.5.29.20";
+const REASON_CODE: &str = "2.5.29.21";
+const INVALIDITY_DATE: &str = "2.5.29.24";
+const POLICY_CONSTRAINTS: &str = "2.5.29.36";
+const INHIBIT_ANY_POLICY: &str = "2.5.29.54";
+const SIGNED_CERTIFICATE_TIMESTAMPS: &str = "1.3.6.1.4.1.11129.2.4.2";
+const NETSCAPE_CERTIFICATE_TYPE: &str = "2.16.840.1.113730.1.1";
+const NETSCAPE_COMMENT: &str = "2.16.840.1.113730.1.13";
 const SUBJECT_ALT_NAME: &str = "2.5.29.17";
 const ISSUER_ALT_NAME: &str = "2.5.29.18";
 const ISSUING_DISTRIBUTION_POINT: &str = "2.5.29.28";
@@ -171,17 +186,16 @@ fn extensions(field: &Tlv<'_>) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks that the identifiers in the value of the extension `oid`, one x509-parser
-/// has read (`value` is its extnValue; x509-parser reads its first DER value), have the
-/// OBJECT IDENTIFIER tag: extended key usages, policy identifiers and their qualifiers'
-/// IDs, policy mappings, access methods, otherName type IDs, and the attribute types of
-/// directory names and of a distribution point's relative name.
+/// Checks that the value of the extension `oid`, one x509-parser has read (`value` is
+/// its extnValue, of which x509-parser reads the first DER value), has the tags of that
+/// extension's type (RFC 5280, 4.2), whole: x509-parser reads a value by its tag number
+/// whatever its class, and an identifier whatever its tag. Types without a rule here are
+/// not looked into.
 pub(crate) fn extension(oid: &str, value: &[u8]) -> Result<(), String> {
     let Ok(value) = der::tlv(value) else {
         return Ok(());
     };
-    extension_value(oid, &value)
-        .map_err(|what| format!("extension {oid}: {what} is not an OBJECT IDENTIFIER"))
+    extension_value(oid, &value).map_err(|problem| format!("extension {oid}: {problem}"))
 }
 
 /// Whether `name` is `SEQUENCE OF SET OF SEQUENCE { OBJECT IDENTIFIER, value }`.
@@ -202,82 +216,151 @@ fn attributes_are_named(contents: &[u8]) -> bool {
 
 fn extension_value(oid: &str, value: &Tlv<'_>) -> Result<(), &'static str> {
     let list = items(value.contents);
+    let tags: Vec<u8> = list.iter().map(|t| t.tag).collect();
+    let sequence = value.tag == SEQUENCE;
     match oid {
-        EXTENDED_KEY_USAGE if !list.iter().all(|usage| usage.tag == OID) => {
-            return Err("a key purpose");
+        BASIC_CONSTRAINTS => ensure(
+            sequence && in_order(&tags, &[BOOLEAN, INTEGER]),
+            "not SEQUENCE { BOOLEAN (optional), INTEGER (optional) }",
+        ),
+        KEY_USAGE | NETSCAPE_CERTIFICATE_TYPE => {
+            ensure(value.tag == BIT_STRING, "not a BIT STRING")
         }
+        SUBJECT_KEY_IDENTIFIER | SIGNED_CERTIFICATE_TIMESTAMPS => {
+            ensure(value.tag == OCTET_STRING, "not an OCTET STRING")
+        }
+        INHIBIT_ANY_POLICY | CRL_NUMBER => ensure(value.tag == INTEGER, "not an INTEGER"),
+        REASON_CODE => ensure(value.tag == ENUMERATED, "not an ENUMERATED"),
+        INVALIDITY_DATE => ensure(value.tag == GENERALIZED_TIME, "not a GeneralizedTime"),
+        NETSCAPE_COMMENT => ensure(value.tag == IA5_STRING, "not an IA5String"),
+        POLICY_CONSTRAINTS => ensure(
+            sequence && in_order(&tags, &[0x80, 0x81]),
+            "not SEQUENCE { [0] (optional), [1] (optional) }",
+        ),
+        EXTENDED_KEY_USAGE => ensure(
+            sequence && tags.iter().all(|t| *t == OID),
+            "a key purpose is not an OBJECT IDENTIFIER",
+        ),
         CERTIFICATE_POLICIES => {
+            ensure(sequence, "not a SEQUENCE")?;
             for policy in &list {
                 let parts = items(policy.contents);
-                if parts.first().is_some_and(|id| id.tag != OID) {
-                    return Err("a policy identifier");
-                }
-                let qualifiers = parts.get(1).map(|q| items(q.contents)).unwrap_or_default();
-                if !qualifiers.iter().all(|q| starts_with_oid(q.contents)) {
-                    return Err("a policy qualifier's ID");
-                }
+                let qualifiers = match &parts[..] {
+                    [id] if id.tag == OID => Vec::new(),
+                    [id, qualifiers] if id.tag == OID && qualifiers.tag == SEQUENCE => {
+                        items(qualifiers.contents)
+                    }
+                    _ => return Err("a policy identifier is not an OBJECT IDENTIFIER"),
+                };
+                let named = qualifiers
+                    .iter()
+                    .all(|q| q.tag == SEQUENCE && starts_with_oid(q.contents));
+                ensure(
+                    policy.tag == SEQUENCE && named,
+                    "a policy qualifier's ID is not an OBJECT IDENTIFIER",
+                )?;
             }
+            Ok(())
         }
-        POLICY_MAPPINGS
-            if !list
-                .iter()
-                .all(|mapping| items_all(mapping.contents, |id| id.tag == OID)) =>
-        {
-            return Err("a mapped policy");
-        }
+        POLICY_MAPPINGS => ensure(
+            sequence
+                && list.iter().all(|mapping| {
+                    mapping.tag == SEQUENCE
+                        && matches!(&items(mapping.contents)[..], [a, b] if a.tag == OID && b.tag == OID)
+                }),
+            "a mapped policy is not an OBJECT IDENTIFIER",
+        ),
         AUTHORITY_INFO_ACCESS | SUBJECT_INFO_ACCESS => {
+            ensure(sequence, "not a SEQUENCE")?;
             for access in &list {
                 let parts = items(access.contents);
-                if parts.first().is_some_and(|method| method.tag != OID) {
-                    return Err("an access method");
-                }
-                if let Some(location) = parts.get(1) {
-                    general_name(location)?;
-                }
+                let [method, location] = &parts[..] else {
+                    return Err("an access description is not two values");
+                };
+                ensure(
+                    access.tag == SEQUENCE && method.tag == OID,
+                    "an access method is not an OBJECT IDENTIFIER",
+                )?;
+                general_name(location)?;
             }
+            Ok(())
         }
-        SUBJECT_ALT_NAME | ISSUER_ALT_NAME => general_names(&list)?,
+        SUBJECT_ALT_NAME | ISSUER_ALT_NAME => {
+            ensure(sequence, "not a SEQUENCE")?;
+            general_names(&list)
+        }
         AUTHORITY_KEY_IDENTIFIER => {
+            ensure(
+                sequence && in_order(&tags, &[0x80, 0xa1, 0x82]),
+                "not SEQUENCE { [0], [1], [2] } (each optional)",
+            )?;
             // authorityCertIssuer [1] GeneralNames.
-            for field in list.iter().filter(|f| f.tag == 0xa1) {
-                general_names(&items(field.contents))?;
-            }
+            list.iter()
+                .filter(|f| f.tag == 0xa1)
+                .try_for_each(|f| general_names(&items(f.contents)))
         }
         CRL_DISTRIBUTION_POINTS => {
+            ensure(sequence, "not a SEQUENCE")?;
             for point in &list {
-                for field in items(point.contents) {
+                let fields = items(point.contents);
+                let tags: Vec<u8> = fields.iter().map(|f| f.tag).collect();
+                ensure(
+                    point.tag == SEQUENCE && in_order(&tags, &[0xa0, 0x81, 0xa2]),
+                    "a distribution point is not SEQUENCE { [0], [1], [2] } (each optional)",
+                )?;
+                for field in &fields {
                     match field.tag {
-                        0xa0 => distribution_point_name(&field)?,
+                        0xa0 => distribution_point_name(field)?,
                         // cRLIssuer [2] GeneralNames.
                         0xa2 => general_names(&items(field.contents))?,
                         _ => {}
                     }
                 }
             }
+            Ok(())
         }
         ISSUING_DISTRIBUTION_POINT => {
-            for field in list.iter().filter(|f| f.tag == 0xa0) {
-                distribution_point_name(field)?;
-            }
+            ensure(
+                sequence && in_order(&tags, &[0xa0, 0x81, 0x82, 0x83, 0x84, 0x85]),
+                "not SEQUENCE { [0], [1], [2], [3], [4], [5] } (each optional)",
+            )?;
+            list.iter()
+                .filter(|f| f.tag == 0xa0)
+                .try_for_each(distribution_point_name)
         }
-        _ => {}
+        _ => Ok(()),
     }
-    Ok(())
 }
 
-/// `[0] DistributionPointName`: `[0]` fullName (GeneralNames) or `[1]`
+/// `Ok` if `holds`, else the problem.
+fn ensure(holds: bool, problem: &'static str) -> Result<(), &'static str> {
+    if holds { Ok(()) } else { Err(problem) }
+}
+
+/// Whether `tags` are some of `allowed`, each at most once, in that order.
+fn in_order(tags: &[u8], allowed: &[u8]) -> bool {
+    let mut rest = allowed;
+    tags.iter()
+        .all(|tag| match rest.iter().position(|a| a == tag) {
+            Some(i) => {
+                rest = &rest[i + 1..];
+                true
+            }
+            None => false,
+        })
+}
+
+/// `[0] DistributionPointName`: one of `[0]` fullName (GeneralNames) and `[1]`
 /// nameRelativeToCRLIssuer (a RelativeDistinguishedName).
 fn distribution_point_name(field: &Tlv<'_>) -> Result<(), &'static str> {
-    for name in items(field.contents) {
-        match name.tag {
-            0xa0 => general_names(&items(name.contents))?,
-            0xa1 if !attributes_are_named(name.contents) => {
-                return Err("an attribute type of a relative name");
-            }
-            _ => {}
-        }
+    match &items(field.contents)[..] {
+        [name] if name.tag == 0xa0 => general_names(&items(name.contents)),
+        [name] if name.tag == 0xa1 => ensure(
+            attributes_are_named(name.contents),
+            "an attribute type of a relative name is not an OBJECT IDENTIFIER",
+        ),
+        _ => Err("a distribution point's name is neither [0] nor [1]"),
     }
-    Ok(())
 }
 
 fn general_names(names: &[Tlv<'_>]) -> Result<(), &'static str> {
@@ -287,12 +370,17 @@ fn general_names(names: &[Tlv<'_>]) -> Result<(), &'static str> {
 fn general_name(name: &Tlv<'_>) -> Result<(), &'static str> {
     match name.tag {
         // otherName [0] { type-id OBJECT IDENTIFIER, value [0] EXPLICIT ANY }
-        0xa0 if !starts_with_oid(name.contents) => Err("an otherName's type"),
+        0xa0 if !starts_with_oid(name.contents) => {
+            Err("an otherName's type is not an OBJECT IDENTIFIER")
+        }
         // directoryName [4] EXPLICIT Name
         0xa4 if !der::tlv(name.contents).is_ok_and(|n| is_name(&n)) => {
-            Err("an attribute type of a directory name")
+            Err("an attribute type of a directory name is not an OBJECT IDENTIFIER")
         }
-        _ => Ok(()),
+        // otherName, rfc822Name, dNSName, x400Address, directoryName, ediPartyName,
+        // uniformResourceIdentifier, iPAddress, registeredID.
+        0xa0 | 0x81 | 0x82 | 0xa3 | 0xa4 | 0xa5 | 0x86 | 0x87 | 0x88 => Ok(()),
+        _ => Err("a GeneralName has a tag of no GeneralName form"),
     }
 }
 
@@ -403,7 +491,65 @@ mod tests {
                 assert!(error.contains("is not an OBJECT IDENTIFIER"), "{error}");
             }
         }
-        // Extensions without identifiers are not looked into.
-        assert_eq!(extension("2.5.29.14", &tlv(0x04, &[1])), Ok(()));
+        // Types without a rule are not looked into.
+        assert_eq!(extension("1.2.3.4", &tlv(0x44, &[1])), Ok(()));
+    }
+
+    #[test]
+    fn extension_values_have_their_types_tags_class_included() {
+        // (extension, its value, the same with one tag of the same number in another
+        // class or form, or out of order, as x509-parser reads it)
+        for (extension_oid, good, bad) in [
+            (
+                BASIC_CONSTRAINTS,
+                seq(&[tlv(BOOLEAN, &[0xff])]),
+                seq(&[tlv(0x41, &[0xff])]),
+            ),
+            (
+                BASIC_CONSTRAINTS,
+                seq(&[tlv(BOOLEAN, &[0xff]), tlv(INTEGER, &[0])]),
+                seq(&[tlv(INTEGER, &[0]), tlv(BOOLEAN, &[0xff])]),
+            ),
+            (
+                KEY_USAGE,
+                tlv(BIT_STRING, &[7, 0x80]),
+                tlv(0x43, &[7, 0x80]),
+            ),
+            (
+                SUBJECT_KEY_IDENTIFIER,
+                tlv(OCTET_STRING, &[1]),
+                tlv(0x84, &[1]),
+            ),
+            (
+                SUBJECT_ALT_NAME,
+                seq(&[tlv(0x86, b"spiffe://example.org/a")]),
+                seq(&[tlv(0x46, b"spiffe://example.org/a")]),
+            ),
+            (
+                SUBJECT_ALT_NAME,
+                seq(&[tlv(0x82, b"example.org")]),
+                seq(&[tlv(0xa2, &tlv(0x16, b"example.org"))]),
+            ),
+            (
+                AUTHORITY_KEY_IDENTIFIER,
+                seq(&[tlv(0x80, &[1])]),
+                seq(&[tlv(OCTET_STRING, &[1])]),
+            ),
+            (
+                CRL_DISTRIBUTION_POINTS,
+                seq(&[seq(&[tlv(0xa0, &tlv(0xa0, &tlv(0x86, b"x")))])]),
+                seq(&[seq(&[tlv(0xa0, &tlv(0xa2, &tlv(0x86, b"x")))])]),
+            ),
+            (REASON_CODE, tlv(ENUMERATED, &[1]), tlv(INTEGER, &[1])),
+            (INHIBIT_ANY_POLICY, tlv(INTEGER, &[0]), tlv(0x42, &[0])),
+            (
+                POLICY_CONSTRAINTS,
+                seq(&[tlv(0x80, &[0])]),
+                seq(&[tlv(0xa0, &tlv(INTEGER, &[0]))]),
+            ),
+        ] {
+            assert_eq!(extension(extension_oid, &good), Ok(()), "{extension_oid}");
+            assert!(extension(extension_oid, &bad).is_err(), "{extension_oid}");
+        }
     }
 }
