@@ -1072,6 +1072,9 @@ def reading_cases(p: SealPki) -> list[Case]:
     merged = text_yaml.replace("metadata:\n", "metadata:\n  <<: {labels: {team: a}}\n", 1)
     aliased = text_yaml.replace("metadata:\n", "metadata:\n  labels: &l {team: a}\n"
                                 "  annotations: *l\n", 1)
+    anchored_twice = text_yaml.replace(
+        "metadata:\n", "metadata:\n  annotations: &l {team: a}\n", 1).replace(
+        "\nspec:\n", "\nspec: &l\n", 1)
     return [
         accept("bom-before-block-yaml", "pristine-v1-yaml with a byte order mark before it: "
                "dropped, as YAML allows.", base, content="\ufeff" + text_yaml, ext="yaml"),
@@ -1108,6 +1111,10 @@ def reading_cases(p: SealPki) -> list[Case]:
                content=text_yaml + "x: |\n  y\n# end", ext="yaml"),
         invalid("yaml-merge-key", "input.syntax", "pristine-v1-yaml with a merge key (<<) in "
                 "metadata.", merged, ext="yaml"),
+        accept("yaml-anchor-given-twice", "pristine-v1-yaml with metadata.annotations and "
+               "spec both anchored &l: an anchor changes nothing, so a name given twice is "
+               "no error (section 9.1.3).", base, content=anchored_twice,
+               ext="yaml"),
         invalid("yaml-alias", "input.syntax", "pristine-v1-yaml with metadata.annotations an "
                 "alias of metadata.labels: aliases are refused, never expanded.", aliased,
                 ext="yaml"),

@@ -443,6 +443,9 @@ class _ProfileLoader(yaml.composer.Composer, yaml.resolver.Resolver, yaml.cyaml.
         if self.check_event(yaml.AliasEvent):
             # Section 9.1.3: aliases are refused, not expanded.
             raise _BadDocument("an alias is not accepted")
+        # Section 9.1.3: an anchor changes nothing, so a name given to two nodes is no
+        # error (PyYAML's composer refuses it; libyaml and YAML itself do not).
+        self.anchors = {}
         event = self.peek_event()
         if (isinstance(event, yaml.ScalarEvent) and event.style in ("|", ">")
                 and self.open_end is not None and event.end_mark.index >= self.open_end):

@@ -305,6 +305,15 @@ def test_an_apiversion_that_is_not_a_string_is_another_apiversion(api):
     assert e.value.code == "input.not-taskrun"
 
 
+def test_an_anchor_given_twice_changes_nothing():
+    # The differential fuzz target's finding (run 15): PyYAML's composer refused an
+    # anchor name given to two nodes; section 9.1.3 says an anchor changes nothing.
+    assert _doc("a: &x 1\nb: &x [2]\nc: {d: &x e}\n") == {"a": 1, "b": [2], "c": {"d": "e"}}
+    with pytest.raises(sv.Invalid) as e:
+        sv.read_taskrun_bytes(b"a: &l {b: c}\nd: &l \n")
+    assert e.value.code == "input.not-taskrun"
+
+
 def test_yaml_flow_collections_nest_at_most_16_deep():
     # Section 9.1.2: flow collections only are counted, mappings as sequences.
     assert _doc("v: " + "[" * 16 + "]" * 16 + "\n") is not None

@@ -597,6 +597,20 @@ mod tests {
     }
 
     #[test]
+    fn an_anchor_given_twice_changes_nothing() {
+        // The differential fuzz target's finding (run 15): PyYAML's composer refused it.
+        static ALL: Select = Select::All;
+        let string = |t: &str| Node::String(t.to_owned());
+        assert_eq!(
+            read("a: &x b\nc: &x [d]\n", &ALL),
+            Ok(Some(Node::Object(vec![
+                ("a".into(), string("b")),
+                ("c".into(), Node::Array(vec![string("d")])),
+            ])))
+        );
+    }
+
+    #[test]
     fn a_panic_of_the_yaml_port_is_a_refusal() {
         // A tag followed by a comma in a flow collection: the port panics ("TODO"),
         // PyYAML and the specification refuse it.
