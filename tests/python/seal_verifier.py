@@ -982,7 +982,10 @@ def parse_cert(der: bytes) -> Cert:
             first = value[:first_end]
             _check_unparsed_extension(oid, first)
             kept += _mk_tlv(0x30, head + _mk_tlv(0x04, first))
-    c = x509.load_der_x509_certificate(der)
+    try:
+        c = x509.load_der_x509_certificate(der)
+    except x509.InvalidVersion as e:  # not a ValueError: v2, or no version of X.509
+        raise ValueError(str(e))
     # The understood extensions are parsed from a copy holding only them, each cut to
     # its first value (the others are ignored, even when `cryptography` would parse and
     # refuse them). The copy's signature no longer matches; it is read, never verified.

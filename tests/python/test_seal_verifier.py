@@ -4,6 +4,7 @@ RFC 8785 canonicalization against the rules the specification cites."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -312,6 +313,20 @@ def test_an_anchor_given_twice_changes_nothing():
     with pytest.raises(sv.Invalid) as e:
         sv.read_taskrun_bytes(b"a: &l {b: c}\nd: &l \n")
     assert e.value.code == "input.not-taskrun"
+
+
+@pytest.mark.parametrize("version", [0, 1, 3, 10])
+def test_a_certificate_version_other_than_v3_written_is_malformed(version):
+    # The differential fuzz target's finding (run 16): version 10 made `cryptography`
+    # raise InvalidVersion, which is no ValueError, and the verifier fail. Section 9.2
+    # step 7: a written version is v3 (v1 is a DEFAULT, left out; v2 is refused).
+    pem = (VECTORS / "pki" / "intermediate.pem").read_text()
+    der = bytearray(base64.b64decode("".join(pem.splitlines()[1:-1])))
+    at = der.index(bytes.fromhex("a003020102")) + 4
+    sv.parse_cert(bytes(der))
+    der[at] = version
+    with pytest.raises(ValueError):
+        sv.parse_cert(bytes(der))
 
 
 def test_yaml_flow_collections_nest_at_most_16_deep():

@@ -604,6 +604,26 @@ mod tests {
     }
 
     #[test]
+    fn the_version_is_v3_or_left_out() {
+        // x509-parser read a version of 10 (found by the differential fuzz target, which
+        // also made the Python verifier fail on it); v1 written out is a DEFAULT DER
+        // leaves out, and v2 is refused as cryptography refuses it.
+        let der = vector_cert("intermediate.pem");
+        let at = der
+            .windows(5)
+            .position(|w| w == [0xa0, 0x03, 0x02, 0x01, 0x02])
+            .expect("a written v3")
+            + 4;
+        for version in [0, 1, 3, 10] {
+            let mut other = der.clone();
+            other[at] = version;
+            let error = parse(&other).expect_err("another version");
+            assert!(error.contains("not v3"), "{version}: {error}");
+        }
+        assert!(parse(&der).is_ok());
+    }
+
+    #[test]
     fn a_leading_dot_matches_subdomains_only() {
         assert!(host_matches("example.org", "example.org"));
         assert!(host_matches("Example.ORG", "example.org"));

@@ -81,10 +81,14 @@ pub(crate) fn certificate(der: &[u8]) -> Result<(), String> {
     }
     algorithm(signature_algorithm, "signatureAlgorithm")?;
     let mut fields = items(tbs.contents).into_iter().peekable();
+    // v3; v1 is the DEFAULT, left out in DER (X.690, 11.5); v2 is refused, as
+    // cryptography refuses it (no SPIRE CA writes one).
     if let Some(version) = fields.next_if(|f| f.tag == 0xa0)
-        && !matches!(&items(version.contents)[..], [v] if v.tag == INTEGER)
+        && !matches!(&items(version.contents)[..], [v] if v.tag == INTEGER && v.contents == [2])
     {
-        return Err(malformed("the version is not [0] { INTEGER }"));
+        return Err(malformed(
+            "the version is written and is not v3 ([0] { INTEGER 2 })",
+        ));
     }
     let mut next = |what: &str| {
         fields
@@ -174,12 +178,18 @@ fn extensions(field: &Tlv<'_>) -> Result<(), String> {
     }
     for extension in der::items(list.contents) {
         let extension = extension.map_err(malformed)?;
-        let tags: Vec<u8> = items(extension.contents).iter().map(|p| p.tag).collect();
+        let parts = items(extension.contents);
+        let tags: Vec<u8> = parts.iter().map(|p| p.tag).collect();
         if extension.tag != SEQUENCE
             || !matches!(tags[..], [OID, OCTET_STRING] | [OID, BOOLEAN, OCTET_STRING])
         {
             return Err(malformed(
                 "an extension is not SEQUENCE { OID, [BOOLEAN,] OCTET STRING }",
+            ));
+        }
+        if parts.len() == 3 && parts[1].contents != [0xff] {
+            return Err(malformed(
+                "an extension's critical FALSE is written out (DER leaves a DEFAULT out)",
             ));
         }
     }
@@ -219,10 +229,17 @@ fn extension_value(oid: &str, value: &Tlv<'_>) -> Result<(), &'static str> {
     let tags: Vec<u8> = list.iter().map(|t| t.tag).collect();
     let sequence = value.tag == SEQUENCE;
     match oid {
-        BASIC_CONSTRAINTS => ensure(
-            sequence && in_order(&tags, &[BOOLEAN, INTEGER]),
-            "not SEQUENCE { BOOLEAN (optional), INTEGER (optional) }",
-        ),
+        BASIC_CONSTRAINTS => {
+            ensure(
+                sequence && in_order(&tags, &[BOOLEAN, INTEGER]),
+                "not SEQUENCE { BOOLEAN (optional), INTEGER (optional) }",
+            )?;
+            ensure(
+                list.first()
+                    .is_none_or(|ca| ca.tag != BOOLEAN || ca.contents == [0xff]),
+                "cA FALSE is written out (DER leaves a DEFAULT out)",
+            )
+        }
         KEY_USAGE | NETSCAPE_CERTIFICATE_TYPE => {
             ensure(value.tag == BIT_STRING, "not a BIT STRING")
         }
@@ -323,6 +340,13 @@ fn extension_value(oid: &str, value: &Tlv<'_>) -> Result<(), &'static str> {
             ensure(
                 sequence && in_order(&tags, &[0xa0, 0x81, 0x82, 0x83, 0x84, 0x85]),
                 "not SEQUENCE { [0], [1], [2], [3], [4], [5] } (each optional)",
+            )?;
+            // [1], [2], [4] and [5] are BOOLEANs DEFAULT FALSE.
+            ensure(
+                list.iter()
+                    .filter(|f| matches!(f.tag, 0x81 | 0x82 | 0x84 | 0x85))
+                    .all(|f| f.contents == [0xff]),
+                "a FALSE is written out (DER leaves a DEFAULT out)",
             )?;
             list.iter()
                 .filter(|f| f.tag == 0xa0)
@@ -493,6 +517,31 @@ mod tests {
         }
         // Types without a rule are not looked into.
         assert_eq!(extension("1.2.3.4", &tlv(0x44, &[1])), Ok(()));
+    }
+
+    #[test]
+    fn a_default_written_out_is_refused() {
+        // X.690, 11.5; cryptography refuses each of these too.
+        let with_critical = |flag: u8| {
+            tlv(
+                0xa3,
+                &seq(&[seq(&[
+                    tlv(OID, &[0x55, 0x1d, 0x0f]),
+                    tlv(BOOLEAN, &[flag]),
+                    tlv(OCTET_STRING, &tlv(BIT_STRING, &[7, 0x80])),
+                ])]),
+            )
+        };
+        let read = |field: Vec<u8>| extensions(&der::tlv(&field).expect("a TLV"));
+        assert_eq!(read(with_critical(0xff)), Ok(()));
+        let error = read(with_critical(0x00)).expect_err("critical FALSE");
+        assert!(error.contains("critical FALSE"), "{error}");
+        let ca = |flag: u8| seq(&[tlv(BOOLEAN, &[flag])]);
+        assert_eq!(extension(BASIC_CONSTRAINTS, &ca(0xff)), Ok(()));
+        assert!(extension(BASIC_CONSTRAINTS, &ca(0x00)).is_err());
+        let idp = |flag: u8| seq(&[tlv(0x81, &[flag])]);
+        assert_eq!(extension(ISSUING_DISTRIBUTION_POINT, &idp(0xff)), Ok(()));
+        assert!(extension(ISSUING_DISTRIBUTION_POINT, &idp(0x00)).is_err());
     }
 
     #[test]
