@@ -7,7 +7,12 @@ memory of the whole process (VmHWM, its maximum resident set).
 
 Goal: every input up to the size limit judged in under 100 ms and 64 MiB.
 
-Usage: python3 scripts/bench-hostile.py [RUNS]     (default 5)
+The `verify` command reads each file as a possible List first (up to 64 MiB): the cases
+of class `cli` are read that way (`judge --list`, the read timed too), the documents
+beyond a single TaskRun's limits among them, and Lists filled to 64 MiB, which are judged
+in seconds (each TaskRun is verified), not in 100 ms; their line says what they cost.
+
+Usage: python3 scripts/bench-hostile.py [RUNS]     (default 5; the `cli` cases run once)
 Builds crates/verify's `judge` example in release mode first.
 """
 
@@ -23,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "crates" / "verify" / "benches" / "data"
 LIMIT = 3 * 1024 * 1024  # MAX_TASKRUN_BYTES
+LIST_LIMIT = 64 * 1024 * 1024  # MAX_LIST_BYTES
 YAML_LIMIT = 512 * 1024  # MAX_YAML_BYTES
 FLOW = 16  # YAML flow collections nested at most this deep
 GOAL_MS, GOAL_MIB = 100, 64
@@ -127,6 +133,36 @@ def cases() -> list[tuple[str, str, str]]:
     ]
 
 
+def cli_cases():
+    """Files for the `verify` command, read as a possible List up to 64 MiB: the worst a
+    single TaskRun over its limit costs before it is refused (result values that would
+    be kept, as JSON and as YAML), and Lists of ordinary TaskRuns filled to 64 MiB. One
+    at a time: each is 64 MiB."""
+    doc = ordinary()
+    big_value = json.loads(json.dumps(doc))
+    big_value["status"]["results"][0] = dict(big_value["status"]["results"][0], type="array",
+                                             value=[""])
+    kept = json.dumps(big_value, separators=(",", ":"))
+    room = LIST_LIMIT - len(kept.encode())
+    yield ("cli", "JSON TaskRun of 64 MiB, 22 million strings",
+           kept.replace('"value":[""]', '"value":[""' + ',""' * (room // 3) + "]", 1))
+    yaml_kept = yaml_of(big_value)
+    room = LIST_LIMIT - len(yaml_kept.encode())
+    yield ("cli", "YAML TaskRun of 64 MiB, 7 million strings",
+           yaml_kept.replace("    value:\n    - ''\n",
+                             "    value:\n" + "    - ''\n" * (room // 9 + 1), 1))
+    item = json.dumps(doc, separators=(",", ":"))
+    head, tail = '{"apiVersion":"v1","items":[', '],"kind":"List","metadata":{}}'
+    count = (LIST_LIMIT - len(head) - len(tail)) // (len(item) + 1)
+    yield ("cli", "JSON List of 64 MiB, ordinary TaskRuns",
+           head + ",".join([item] * count) + tail)
+    yaml_item = yaml_of({"apiVersion": "v1", "items": [doc]}).split("items:\n", 1)[1]
+    yaml_head, yaml_tail = "apiVersion: v1\nitems:\n", "kind: List\nmetadata: {}\n"
+    count = (LIST_LIMIT - len(yaml_head) - len(yaml_tail)) // len(yaml_item.encode())
+    yield ("cli", "YAML List of 64 MiB, ordinary TaskRuns",
+           yaml_head + yaml_item * count + yaml_tail)
+
+
 def build() -> Path:
     subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "tekton-spire-verify",
                     "--example", "judge"], cwd=ROOT, check=True)
@@ -134,8 +170,10 @@ def build() -> Path:
     return target / "release" / "examples" / "judge"
 
 
-def judge(binary: Path, path: Path, runs: int) -> tuple[str, float, float, float]:
-    proc = subprocess.Popen([str(binary), str(path), str(DATA / "root.pem"), str(runs)],
+def judge(binary: Path, path: Path, runs: int,
+          as_list: bool = False) -> tuple[str, float, float, float]:
+    proc = subprocess.Popen([str(binary)] + (["--list"] if as_list else []) +
+                            [str(path), str(DATA / "root.pem"), str(runs)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.stdout.read(), proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -146,6 +184,21 @@ def judge(binary: Path, path: Path, runs: int) -> tuple[str, float, float, float
     return code, int(nanos) / 1e6, cpu_ms, int(peak_kib) / 1024
 
 
+def run_case(binary: Path, path: Path, case: tuple[str, str, str], limit: int, runs: int,
+             as_list: bool = False) -> tuple[float, float]:
+    """Writes the case's text to path, judges it and prints its line; returns the time
+    (the lower of wall and CPU per run) and the peak."""
+    cls, name, text = case
+    data = text.encode()
+    if len(data) > limit:
+        raise SystemExit("case %r is %d bytes, over the limit" % (name, len(data)))
+    path.write_bytes(data)
+    code, ms, cpu, mib = judge(binary, path, runs, as_list)
+    print("%-13s %-46s %9d %-18s %8.2f %8.2f %8.1f" % (cls, name, len(data), code, ms, cpu,
+                                                      mib))
+    return min(ms, cpu), mib
+
+
 def main(argv: list[str]) -> int:
     runs = int(argv[0]) if argv else 5
     binary = build()
@@ -153,19 +206,14 @@ def main(argv: list[str]) -> int:
                                                  "wall ms", "cpu ms", "peak MiB"))
     worst = (0.0, 0.0)
     with tempfile.TemporaryDirectory() as tmp:
-        for cls, name, text in cases():
-            path = Path(tmp) / "taskrun"
-            data = text.encode()
-            if len(data) > LIMIT:
-                raise SystemExit("case %r is %d bytes, over the limit" % (name, len(data)))
-            path.write_bytes(data)
-            code, ms, cpu, mib = judge(binary, path, runs)
-            print("%-13s %-46s %9d %-18s %8.2f %8.2f %8.1f" % (cls, name, len(data), code, ms,
-                                                              cpu, mib))
-            if cls != "ordinary":
-                worst = (max(worst[0], min(ms, cpu)), max(worst[1], mib))
-    print("worst: %.2f ms, %.1f MiB (goal: under %d ms and %d MiB; time is the lower of "
-          "wall and CPU per run)" % (worst[0], worst[1], GOAL_MS, GOAL_MIB))
+        for case in cases():
+            ms, mib = run_case(binary, Path(tmp) / "taskrun", case, LIMIT, runs)
+            if case[0] != "ordinary":
+                worst = (max(worst[0], ms), max(worst[1], mib))
+        print("worst: %.2f ms, %.1f MiB (goal: under %d ms and %d MiB; time is the lower of "
+              "wall and CPU per run)" % (worst[0], worst[1], GOAL_MS, GOAL_MIB))
+        for case in cli_cases():
+            run_case(binary, Path(tmp) / "taskruns", case, LIST_LIMIT, 1, as_list=True)
     return 0
 
 

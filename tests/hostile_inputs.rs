@@ -22,6 +22,11 @@ fn vectors() -> PathBuf {
 /// Runs `tekton-spire verify --output json` on `document` with the seal vectors' root;
 /// returns the exit code and the JSON verdict.
 fn verify_bounded(document: &[u8]) -> (Option<i32>, serde_json::Value) {
+    verify_within(document, ADDRESS_SPACE_KIB)
+}
+
+/// As [`verify_bounded`], with `address_space_kib` of address space.
+fn verify_within(document: &[u8], address_space_kib: u64) -> (Option<i32>, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("taskrun");
     std::fs::File::create(&path)
@@ -30,7 +35,7 @@ fn verify_bounded(document: &[u8]) -> (Option<i32>, serde_json::Value) {
         .unwrap();
     let mut child = Command::new("sh")
         .arg("-c")
-        .arg(format!("ulimit -v {ADDRESS_SPACE_KIB} && exec \"$@\""))
+        .arg(format!("ulimit -v {address_space_kib} && exec \"$@\""))
         .arg("sh")
         .arg(env!("CARGO_BIN_EXE_tekton-spire"))
         .args([
@@ -118,6 +123,28 @@ fn the_same_hostile_input_in_a_real_taskrun_does_not_hide_behind_a_valid_seal() 
     doc["x"] = serde_json::json!([[[]]]);
     let (exit, verdict) = verify_bounded(serde_json::to_string(&doc).unwrap().as_bytes());
     assert_eq!(exit, Some(0), "{verdict}");
+}
+
+#[test]
+fn a_taskrun_too_large_for_one_document_is_refused_without_keeping_its_values() {
+    // The command reads a file as a possible List, up to 64 MiB. A TaskRun of 32 MiB
+    // whose result value holds 8 million one-letter strings kept them all (about 670 MiB
+    // of address space) before it was refused; it is now read as a List would be, keeping
+    // none of its own metadata and status, and refused in the address space of the text.
+    let mut doc = pristine();
+    doc["status"]["results"][0]["value"] = serde_json::json!(["a"]);
+    let text = serde_json::to_string(&doc).unwrap();
+    let size = 32 * 1024 * 1024;
+    let count = (size - text.len()) / 4;
+    let hostile = text.replacen(
+        r#""value":["a"]"#,
+        &format!(r#""value":["a"{}]"#, r#","a""#.repeat(count)),
+        1,
+    );
+    assert!(hostile.len() > size - 4, "{}", hostile.len());
+    let (exit, verdict) = verify_within(hostile.as_bytes(), 512 * 1024);
+    assert_eq!(exit, Some(2), "{verdict}");
+    assert_eq!(verdict["reason"]["code"], "input.too-large", "{verdict}");
 }
 
 /// The pristine sealed TaskRun as YAML, with a top-level member `x` (which the verifier

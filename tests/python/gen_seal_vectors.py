@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -133,6 +134,12 @@ def uri_constraints(permitted=None, excluded=None):
         x509.UniformResourceIdentifier(h) for h in hosts]
     return (x509.NameConstraints(permitted_subtrees=uris(permitted),
                                  excluded_subtrees=uris(excluded)), True)
+
+
+def _replace_once(data: bytes, old: bytes, new: bytes) -> bytes:
+    if data.count(old) != 1:
+        raise AssertionError("%s is not in the certificate exactly once" % old.hex())
+    return data.replace(old, new)
 
 
 def resigned(cert: pki.Credential, issuer: pki.Credential, edit) -> pki.Credential:
@@ -680,7 +687,16 @@ def retry_cases(p: SealPki) -> list[Case]:
 def chain_cases(p: SealPki) -> list[Case]:
     via_bad = p.leaf("leaf-via-intermediate-not-ca", issuer=p.intermediate_not_ca)
     expired_root_leaf = p.leaf("leaf-expired-root", issuer=p.expired_root)
+    # The intermediate's notBefore with the tag [APPLICATION 23] (57) instead of UTCTime
+    # (17), signed again by the root: the same number, another class.
+    not_before = p.intermediate.cert.not_valid_before_utc.strftime("%y%m%d%H%M%SZ").encode()
+    retimed = resigned(p.intermediate, p.root, lambda tbs: _replace_once(
+        tbs, b"\x17\x0d" + not_before, b"\x57\x0d" + not_before))
     return [
+        reject("chain-intermediate-validity-not-a-time", "material.malformed",
+               "chain-with-intermediate with the intermediate's notBefore tagged [APPLICATION "
+               "23] instead of UTCTime, signed again by the root: tags are read whole, class "
+               "included.", Sealing(p.via_intermediate, intermediates=(retimed,)).document()),
         reject("chain-missing-intermediate", "chain.untrusted", "chain-with-intermediate "
                "without the intermediate.", Sealing(p.via_intermediate).document()),
         reject("chain-extra-certificate", "chain.extra-certificate", "pristine-v1-json (leaf "
@@ -772,6 +788,21 @@ def path_validation_cases(p: SealPki) -> list[Case]:
     critical_true = bytes.fromhex("0603551d130101ff")
     ber_leaf = resigned(p.leaf("leaf-ber-boolean"), p.root,
                         lambda tbs: tbs.replace(critical_true, bytes.fromhex("0603551d13010101"), 1))
+    # OBJECT IDENTIFIERs written with another tag (OCTET STRING, 04) around the same bytes:
+    # the first key purpose (serverAuth) of the leaf's extendedKeyUsage, signed again; and
+    # the leaf's outer signatureAlgorithm (ecdsa-with-SHA256), which no signature covers.
+    server_auth = bytes.fromhex("06082b06010505070301")
+    eku_leaf = resigned(p.leaf("leaf-key-purpose-octet-string"), p.root,
+                        lambda tbs: _replace_once(tbs, server_auth, b"\x04" + server_auth[1:]))
+    ecdsa_sha256 = bytes.fromhex("300a06082a8648ce3d040302")
+    algorithm_leaf = p.leaf("leaf-signature-algorithm-octet-string")
+    algorithm_der = algorithm_leaf.cert.public_bytes(serialization.Encoding.DER)
+    tbs_end = algorithm_der.index(algorithm_leaf.cert.tbs_certificate_bytes) + len(
+        algorithm_leaf.cert.tbs_certificate_bytes)
+    if not algorithm_der.startswith(ecdsa_sha256, tbs_end):
+        raise AssertionError("the leaf's signatureAlgorithm is not ecdsa-with-SHA256")
+    algorithm_leaf = pki.Credential(_RawCertificate(
+        algorithm_der[:tbs_end + 2] + b"\x04" + algorithm_der[tbs_end + 3:]), algorithm_leaf.key)
     return [
         accept("path-length-zero-root-signs-leaf", "pristine-v1-json under a root whose "
                "basicConstraints say pathLenConstraint 0 (bundle root-pathlen-0.pem): no "
@@ -826,6 +857,15 @@ def path_validation_cases(p: SealPki) -> list[Case]:
                "whose basicConstraints' critical flag is the BER BOOLEAN 01 instead of the "
                "DER FF, signed again by the root: certificates are read as strict DER.",
                Sealing(ber_leaf).document()),
+        reject("svid-key-purpose-not-an-oid", "material.malformed", "pristine-v1-json sealed "
+               "by a leaf whose extendedKeyUsage holds serverAuth as an OCTET STRING (tag 04) "
+               "instead of an OBJECT IDENTIFIER, signed again by the root: not that "
+               "extension's syntax.", Sealing(eku_leaf).document()),
+        reject("svid-signature-algorithm-not-an-oid", "material.malformed", "pristine-v1-json "
+               "sealed by a leaf whose outer signatureAlgorithm holds ecdsa-with-SHA256 as an "
+               "OCTET STRING (tag 04) instead of an OBJECT IDENTIFIER; no signature covers "
+               "that field, so only reading it strictly refuses it.",
+               Sealing(algorithm_leaf).document()),
         accept("trust-domain-as-spiffe-id", "pristine-v1-json verified with the trust domain "
                "given as spiffe://example.org.", Sealing(p.good_leaf),
                trust_domain="spiffe://example.org"),
@@ -1018,7 +1058,8 @@ def profile_cases(p: SealPki) -> list[Case]:
 
 def reading_cases(p: SealPki) -> list[Case]:
     """Section 9.1.2-9.1.3: text that starts like JSON is JSON only, a byte order mark is
-    dropped, aliases and merge keys are refused. Each differs from pristine-v1-json or
+    dropped, aliases and merge keys are refused, a block scalar needs a final line break
+    when nothing but spaces follows it. Each differs from pristine-v1-json or
     pristine-v1-yaml in the one property its note names."""
     base = Sealing(p.good_leaf)
     json_text = json.dumps(base.document(), indent=2) + "\n"
@@ -1031,9 +1072,20 @@ def reading_cases(p: SealPki) -> list[Case]:
     merged = text_yaml.replace("metadata:\n", "metadata:\n  <<: {labels: {team: a}}\n", 1)
     aliased = text_yaml.replace("metadata:\n", "metadata:\n  labels: &l {team: a}\n"
                                 "  annotations: *l\n", 1)
+    anchored_twice = text_yaml.replace(
+        "metadata:\n", "metadata:\n  annotations: &l {team: a}\n", 1).replace(
+        "\nspec:\n", "\nspec: &l\n", 1)
     return [
         accept("bom-before-block-yaml", "pristine-v1-yaml with a byte order mark before it: "
                "dropped, as YAML allows.", base, content="\ufeff" + text_yaml, ext="yaml"),
+        accept("bom-twice-before-block-yaml", "pristine-v1-yaml with two byte order marks "
+               "before it: section 9.1.2 drops the first, libyaml the second as the "
+               "stream's (section 9.1.3).", base, content="\ufeff\ufeff" + text_yaml,
+               ext="yaml"),
+        invalid("bom-thrice-before-block-yaml", "input.syntax", "pristine-v1-yaml with three "
+                "byte order marks before it: the third, at the start of the first line, "
+                "takes a column as libyaml reads it, so the first key is out of line with "
+                "the next (section 9.1.3).", "\ufeff\ufeff\ufeff" + text_yaml, ext="yaml"),
         accept("bom-before-yaml-directive", "pristine-v1-yaml with a byte order mark and a "
                "%YAML 1.1 directive before it.", base,
                content="\ufeff%YAML 1.1\n---\n" + text_yaml, ext="yaml"),
@@ -1045,8 +1097,24 @@ def reading_cases(p: SealPki) -> list[Case]:
                 "metadata.generation 1e400, a number beyond binary64: JSON readers disagree "
                 "on it (infinity, an error), so the text is refused, not read as YAML.",
                 huge),
+        invalid("yaml-block-scalar-at-the-end", "input.syntax", "pristine-v1-yaml with a "
+                "last member x whose literal block scalar runs to the end of the text, "
+                "which has no final line break (section 9.1.3).",
+                text_yaml + "x: |\n  y", ext="yaml"),
+        invalid("yaml-block-scalar-then-spaces", "input.syntax", "pristine-v1-yaml with a "
+                "last member x holding a folded block scalar whose header ends with CR, "
+                "then a line of one space and no final line break: nothing but spaces "
+                "follows the scalar (section 9.1.3).", text_yaml + "x: >\r ", ext="yaml"),
+        accept("yaml-block-scalar-then-comment", "pristine-v1-yaml with a last member x "
+               "holding a literal block scalar, then a comment line and no final line "
+               "break: more than spaces follows the scalar (section 9.1.3).", base,
+               content=text_yaml + "x: |\n  y\n# end", ext="yaml"),
         invalid("yaml-merge-key", "input.syntax", "pristine-v1-yaml with a merge key (<<) in "
                 "metadata.", merged, ext="yaml"),
+        accept("yaml-anchor-given-twice", "pristine-v1-yaml with metadata.annotations and "
+               "spec both anchored &l: an anchor changes nothing, so a name given twice is "
+               "no error (section 9.1.3).", base, content=anchored_twice,
+               ext="yaml"),
         invalid("yaml-alias", "input.syntax", "pristine-v1-yaml with metadata.annotations an "
                 "alias of metadata.labels: aliases are refused, never expanded.", aliased,
                 ext="yaml"),

@@ -429,18 +429,28 @@ class _ProfileLoader(yaml.composer.Composer, yaml.resolver.Resolver, yaml.cyaml.
         yaml.cyaml.CParser.__init__(self, stream)
         yaml.composer.Composer.__init__(self)
         yaml.resolver.Resolver.__init__(self)
-        # Section 9.1.3: a block scalar may not run to the end of a text that does not
-        # end with a line break.
-        self.open_end = None if stream.endswith(_LINE_BREAKS) else len(stream)
+        # Section 9.1.3: in a text that does not end with a line break, a block scalar
+        # may not be followed by nothing but spaces. libyaml's end mark of a block
+        # scalar is after its last line break, or at the end of the text when its header
+        # or last content line has none. Its marks count characters, as len() does, but
+        # from after a byte order mark that starts the stream, which libyaml takes for
+        # the stream's (a text that started with two: section 9.1.2 drops one).
+        origin = 1 if stream.startswith("\ufeff") else 0
+        self.open_end = (None if stream.endswith(_LINE_BREAKS)
+                         else len(stream.rstrip(" ")) - origin)
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             # Section 9.1.3: aliases are refused, not expanded.
             raise _BadDocument("an alias is not accepted")
+        # Section 9.1.3: an anchor changes nothing, so a name given to two nodes is no
+        # error (PyYAML's composer refuses it; libyaml and YAML itself do not).
+        self.anchors = {}
         event = self.peek_event()
         if (isinstance(event, yaml.ScalarEvent) and event.style in ("|", ">")
                 and self.open_end is not None and event.end_mark.index >= self.open_end):
-            raise _BadDocument("a block scalar runs to the end of the text without a line break")
+            raise _BadDocument("a block scalar is followed by nothing but spaces in a text "
+                               "without a final line break")
         raw_tag = getattr(event, "tag", None)
         node = super().compose_node(parent, index)
         node.raw_tag = raw_tag
@@ -614,7 +624,8 @@ def taskrun_from_doc(doc: Any) -> TaskRun:
     if not isinstance(doc, dict):
         raise bad("the document is not an object")
     api = doc.get("apiVersion")
-    if api not in API_RESULTS_FIELD or doc.get("kind") != "TaskRun":
+    # Any value: a mapping or a list is another apiVersion too (and not hashable).
+    if not isinstance(api, str) or api not in API_RESULTS_FIELD or doc.get("kind") != "TaskRun":
         raise bad("not a tekton.dev/v1 or v1beta1 TaskRun")
     meta = doc.get("metadata")
     if not isinstance(meta, dict):
@@ -971,7 +982,10 @@ def parse_cert(der: bytes) -> Cert:
             first = value[:first_end]
             _check_unparsed_extension(oid, first)
             kept += _mk_tlv(0x30, head + _mk_tlv(0x04, first))
-    c = x509.load_der_x509_certificate(der)
+    try:
+        c = x509.load_der_x509_certificate(der)
+    except x509.InvalidVersion as e:  # not a ValueError: v2, or no version of X.509
+        raise ValueError(str(e))
     # The understood extensions are parsed from a copy holding only them, each cut to
     # its first value (the others are ignored, even when `cryptography` would parse and
     # refuse them). The copy's signature no longer matches; it is read, never verified.

@@ -4,6 +4,7 @@ RFC 8785 canonicalization against the rules the specification cites."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -248,6 +249,84 @@ def test_a_tab_inside_a_plain_scalar_is_part_of_it_as_libyaml_reads_it():
     # Also found by it: a text starting with U+FFFD is a string (the Rust port of libyaml
     # took the byte EF for a broken byte order mark).
     assert _doc("\ufffd-") == "\ufffd-"
+
+
+@pytest.mark.parametrize("text", [
+    ">\r ",  # the differential fuzz target's finding (run 10): a header ended by CR, a space
+    ">\n ", "a: |\n  x", "a: |", "a: | # c", "a: |\n  x\n  ", "a: |+\n  x\n ",
+    "a: |\n  x\n   ", "a: >\r\n  x\r\n ", "a: |\n  x\u2028 ", "? |\n  k\n: |\n   w",
+    # Characters of 2 and 4 bytes before the scalar: positions are characters here and
+    # in libyaml's marks, bytes on the Rust side; each side compares like with like.
+    "é: |\n  x", "ééééé: |\n  x\n ", "\U0001d11e\U0001d11e: >\n  x\n  ",
+])
+def test_a_block_scalar_followed_by_nothing_but_spaces_needs_a_final_line_break(text):
+    # Section 9.1.3: nothing but spaces (or nothing) after a block scalar, in a text that
+    # does not end with a line break, makes the document input.syntax.
+    with pytest.raises(sv.Invalid) as e:
+        _doc(text)
+    assert e.value.code == "input.syntax"
+    assert _doc(text + "\n") is not None  # the same text with a final line break is read
+
+
+def test_a_block_scalar_followed_by_more_than_spaces_is_read_without_a_final_line_break():
+    assert _doc("a: |\n  x\n# c") == {"a": "x\n"}
+    assert _doc("a: |+\n  x\n \nb: c") == {"a": "x\n\n", "b": "c"}
+    assert _doc("- |\n  x\n-  ") == ["x\n", None]
+    # Multi-byte characters before it: a byte count compared with a character count
+    # would refuse these.
+    assert _doc("ééééé: |\n  x\n#") == {"ééééé": "x\n"}
+    assert _doc("\U0001d11e: >-\n  x\nb: c") == {"\U0001d11e": "x", "b": "c"}
+    with pytest.raises(sv.Invalid) as e:
+        sv.read_taskrun_bytes(b">\r ")
+    assert e.value.code == "input.syntax"
+
+
+def test_a_second_byte_order_mark_is_the_streams_as_libyaml_reads_it():
+    # The differential fuzz target's finding (run 11): two byte order marks, then YAML.
+    # Section 9.1.2 drops the first, libyaml the second as the stream's (the Rust port
+    # took it for a character); its marks leave it out, and so must the block scalar rule.
+    assert sv.parse_document("\ufeff\ufeffa: b\nc: d\n") == {"a": "b", "c": "d"}
+    assert sv.parse_document("\ufeff\ufeffa: |\n  x\n# c") == {"a": "x\n"}
+    for text in ["\ufeff\ufeffa: |\n  x", "\ufeff\ufeff\ufeffa: b\nc: d\n"]:
+        with pytest.raises(sv.Invalid) as e:
+            sv.parse_document(text)
+        assert e.value.code == "input.syntax"
+    with pytest.raises(sv.Invalid) as e:
+        sv.read_taskrun_bytes("\ufeff\ufeffapiVersion: v1\nkind: Pod\n".encode())
+    assert e.value.code == "input.not-taskrun"
+
+
+@pytest.mark.parametrize("api", ["{uid: x}", "[tekton.dev/v1]", "1", "~"])
+def test_an_apiversion_that_is_not_a_string_is_another_apiversion(api):
+    # The differential fuzz target's finding (run 12): apiVersion holding a mapping made
+    # the Python verifier fail (a dict is not hashable) instead of saying not-taskrun.
+    with pytest.raises(sv.Invalid) as e:
+        sv.read_taskrun_bytes(("apiVersion: %s\nkind: TaskRun\nmetadata: {name: a}\n"
+                               % api).encode())
+    assert e.value.code == "input.not-taskrun"
+
+
+def test_an_anchor_given_twice_changes_nothing():
+    # The differential fuzz target's finding (run 15): PyYAML's composer refused an
+    # anchor name given to two nodes; section 9.1.3 says an anchor changes nothing.
+    assert _doc("a: &x 1\nb: &x [2]\nc: {d: &x e}\n") == {"a": 1, "b": [2], "c": {"d": "e"}}
+    with pytest.raises(sv.Invalid) as e:
+        sv.read_taskrun_bytes(b"a: &l {b: c}\nd: &l \n")
+    assert e.value.code == "input.not-taskrun"
+
+
+@pytest.mark.parametrize("version", [0, 1, 3, 10])
+def test_a_certificate_version_other_than_v3_written_is_malformed(version):
+    # The differential fuzz target's finding (run 16): version 10 made `cryptography`
+    # raise InvalidVersion, which is no ValueError, and the verifier fail. Section 9.2
+    # step 7: a written version is v3 (v1 is a DEFAULT, left out; v2 is refused).
+    pem = (VECTORS / "pki" / "intermediate.pem").read_text()
+    der = bytearray(base64.b64decode("".join(pem.splitlines()[1:-1])))
+    at = der.index(bytes.fromhex("a003020102")) + 4
+    sv.parse_cert(bytes(der))
+    der[at] = version
+    with pytest.raises(ValueError):
+        sv.parse_cert(bytes(der))
 
 
 def test_yaml_flow_collections_nest_at_most_16_deep():

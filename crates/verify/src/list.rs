@@ -10,8 +10,12 @@ use crate::taskrun::{
 };
 
 /// Largest document of TaskRuns read, in bytes. One TaskRun is bounded by
-/// [`MAX_TASKRUN_BYTES`]; a List of many may be larger. 64 MiB bounds memory (the parsed
-/// document takes a few times that) and holds a List of hundreds of large TaskRuns.
+/// [`MAX_TASKRUN_BYTES`] (and [`taskrun::MAX_YAML_BYTES`] as YAML); a List of many may be
+/// larger. 64 MiB holds a List of thousands of TaskRuns and bounds memory: the text is
+/// held whole while it is read, and a List keeps its items' TaskRuns (about 5 times the
+/// text for ordinary TaskRuns: 326 MiB for a List of 64 MiB, docs/measurements.md); a
+/// document too large for one TaskRun that is not a List is refused holding its text
+/// alone.
 pub const MAX_LIST_BYTES: u64 = 64 * 1024 * 1024;
 
 /// What a document held.
@@ -84,14 +88,24 @@ pub fn parse_taskruns(bytes: &[u8]) -> Result<TaskRuns, Error> {
         return Err(Error::TooLarge);
     }
     let text = document_text(bytes)?;
-    let mut document = document::read(text, &DOCUMENT)
+    // A document too large to be one TaskRun can still be a List, which only its end may
+    // say (kubectl prints `kind` after `items`), so it is read whole; but only what a
+    // List is read for is kept, and one that is not a List is refused having kept none
+    // of its own metadata and status (a 64 MiB TaskRun with a result value of 22 million
+    // strings once took 579 MiB before it was refused).
+    let too_large = too_large_for_one(text);
+    let select = if too_large.is_some() {
+        &LIST
+    } else {
+        &DOCUMENT
+    };
+    let mut document = document::read(text, select)
         .map_err(Error::Syntax)?
         .unwrap_or(Node::Null);
     let Some(kind) = list_kind(&document) else {
-        if bytes.len() as u64 > MAX_TASKRUN_BYTES {
-            return Err(Error::TooLarge);
+        if let Some(too_large) = too_large {
+            return Err(too_large);
         }
-        taskrun::refuse_large_yaml(text)?;
         let membership = membership(&document)?;
         let taskrun = taskrun::from_document(document)?;
         return Ok(TaskRuns {
@@ -142,6 +156,21 @@ static DOCUMENT: Select = Select::Fields(&[
     ("status", STATUS),
     ("items", Select::Items(&TASKRUN)),
 ]);
+
+/// What is kept of a document too large to be one TaskRun: what makes it a List.
+static LIST: Select = Select::Fields(&[
+    ("apiVersion", Select::All),
+    ("kind", Select::All),
+    ("items", Select::Items(&TASKRUN)),
+]);
+
+/// Why `text` cannot be one TaskRun, by its size alone, if it cannot.
+fn too_large_for_one(text: &str) -> Option<Error> {
+    if text.len() as u64 > MAX_TASKRUN_BYTES {
+        return Some(Error::TooLarge);
+    }
+    taskrun::refuse_large_yaml(text).err()
+}
 
 /// `Some(kind)` if the document is a List of the kinds read.
 fn list_kind(document: &Node) -> Option<String> {
@@ -297,6 +326,60 @@ mod tests {
             serde_json::json!({"pad": "x".repeat(MAX_TASKRUN_BYTES as usize)});
         let err = parse_taskruns(doc.to_string().as_bytes()).unwrap_err();
         assert_eq!(err.code(), "input.too-large");
+    }
+
+    #[test]
+    fn a_list_larger_than_one_taskrun_may_be_is_read_as_json_and_as_yaml() {
+        let item = taskrun("a").to_string();
+        let count = usize::try_from(MAX_TASKRUN_BYTES).unwrap() / item.len() + 1;
+        let json = format!(
+            r#"{{"apiVersion":"v1","items":[{}],"kind":"List","metadata":{{}}}}"#,
+            vec![item; count].join(",")
+        );
+        assert!(json.len() as u64 > MAX_TASKRUN_BYTES);
+        let read = parse_taskruns(json.as_bytes()).unwrap();
+        assert_eq!((read.list, read.items.len()), (true, count));
+        assert!(read.items.iter().all(|i| i.taskrun.is_ok()));
+        let yaml_item = "- apiVersion: tekton.dev/v1\n  kind: TaskRun\n  metadata:\n    name: a\n  status:\n    results:\n    - {name: a, value: '1'}\n";
+        let count = usize::try_from(taskrun::MAX_YAML_BYTES).unwrap() / yaml_item.len() + 1;
+        let yaml = format!(
+            "apiVersion: v1\nitems:\n{}kind: List\n",
+            yaml_item.repeat(count)
+        );
+        let read = parse_taskruns(yaml.as_bytes()).unwrap();
+        assert_eq!((read.list, read.items.len()), (true, count));
+        assert_eq!(read.items[count - 1].taskrun.as_ref().unwrap().name, "a");
+    }
+
+    #[test]
+    fn a_taskrun_beyond_its_limits_is_too_large_and_its_syntax_still_checked() {
+        // Read as a possible List, keeping nothing of its own: refused once it is not one.
+        let mut doc = taskrun("a");
+        doc["status"]["results"][0]["value"] = serde_json::json!(vec![""; 1_100_000]);
+        let json = doc.to_string();
+        assert!(json.len() as u64 > MAX_TASKRUN_BYTES);
+        assert_eq!(
+            parse_taskruns(json.as_bytes()).unwrap_err().code(),
+            "input.too-large"
+        );
+        let yaml = format!(
+            "apiVersion: tekton.dev/v1\nkind: TaskRun\nmetadata: {{name: a}}\nstatus:\n  results:\n  - name: a\n    value:\n{}",
+            "    - ''\n".repeat(60_000)
+        );
+        assert!(yaml.len() as u64 > taskrun::MAX_YAML_BYTES);
+        let err = parse_taskruns(yaml.as_bytes()).unwrap_err();
+        assert!(matches!(err, Error::YamlTooLarge), "{err:?}");
+        // A syntax error is still one, whatever the size.
+        let broken = format!("{yaml}x: [\n");
+        assert_eq!(
+            parse_taskruns(broken.as_bytes()).unwrap_err().code(),
+            "input.syntax"
+        );
+        let broken = format!("{}x", &json[..json.len() - 1]);
+        assert_eq!(
+            parse_taskruns(broken.as_bytes()).unwrap_err().code(),
+            "input.syntax"
+        );
     }
 
     #[test]

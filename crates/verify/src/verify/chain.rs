@@ -8,7 +8,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::bundle::TrustBundle;
 use crate::crypto::{PublicKey, SignatureError};
 use crate::spiffe_id::SpiffeId;
-use crate::verify::{Rejection, der};
+use crate::verify::{Rejection, der, shape};
 
 /// Extensions whose rules the verifier applies; any other critical extension makes a
 /// certificate unusable (RFC 5280, 4.2): basicConstraints, keyUsage, subjectAltName and
@@ -142,7 +142,8 @@ pub(crate) fn verify_chain(
 }
 
 /// Parses one DER certificate strictly: DER throughout (see [`der`]), nothing after it,
-/// every extension of a known type parses, no extension twice, and every critical
+/// the shape of RFC 5280 with whole tags and identifiers where it has them (see
+/// [`shape`]), every extension of a known type parses, no extension twice, and every critical
 /// extension is one whose rules are applied ([`PROCESSED`]; RFC 5280, 4.2: a critical
 /// extension that is not processed makes the certificate unusable).
 pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
@@ -151,8 +152,7 @@ pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
     if !rest.is_empty() {
         return Err("trailing bytes after the certificate".into());
     }
-    extensions_are_well_formed(cert.tbs_certificate.as_ref())?;
-    names_are_well_formed(cert.tbs_certificate.as_ref())?;
+    shape::certificate(der)?;
     // The same extension twice is ambiguous (which one counts?): refuse it.
     cert.tbs_certificate
         .extensions_map()
@@ -175,6 +175,12 @@ pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
             der::check_first(ext.value)
                 .map_err(|problem| format!("extension {oid} is not DER: {problem}"))?;
         }
+        if !matches!(
+            ext.parsed_extension(),
+            ParsedExtension::UnsupportedExtension { .. }
+        ) {
+            shape::extension(&oid, ext.value)?;
+        }
         if ext.critical && !PROCESSED.contains(&oid.as_str()) {
             return Err(format!(
                 "critical extension {oid} is not processed by this verifier"
@@ -188,69 +194,6 @@ pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
         }
     }
     Ok(cert)
-}
-
-/// The TBSCertificate's `[3]` holds a SEQUENCE of extensions, each exactly `SEQUENCE {
-/// OBJECT IDENTIFIER, [BOOLEAN,] OCTET STRING }` (x509-parser takes other tags for the
-/// BOOLEAN, and for the list itself).
-fn extensions_are_well_formed(tbs: &[u8]) -> Result<(), String> {
-    let malformed = |problem: &str| format!("extensions: {problem}");
-    let tbs = der::tlv(tbs).map_err(malformed)?;
-    for field in der::items(tbs.contents) {
-        let field = field.map_err(malformed)?;
-        if field.tag != 0xa3 {
-            continue;
-        }
-        let list = der::tlv(field.contents).map_err(malformed)?;
-        if list.tag != 0x30 {
-            return Err(malformed("the list of extensions is not a SEQUENCE"));
-        }
-        for extension in der::items(list.contents) {
-            let extension = extension.map_err(malformed)?;
-            let tags = der::items(extension.contents)
-                .map(|part| part.map(|p| p.tag))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(malformed)?;
-            if extension.tag != 0x30 || !matches!(tags[..], [0x06, 0x04] | [0x06, 0x01, 0x04]) {
-                return Err(malformed(
-                    "an extension is not SEQUENCE { OID, [BOOLEAN,] OCTET STRING }",
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The issuer and the subject are each `SEQUENCE OF SET OF SEQUENCE { OBJECT IDENTIFIER,
-/// value }` (x509-parser takes any tag for the attribute's type).
-fn names_are_well_formed(tbs: &[u8]) -> Result<(), String> {
-    let malformed = |problem: &str| format!("names: {problem}");
-    let tbs = der::tlv(tbs).map_err(malformed)?;
-    let fields = der::items(tbs.contents)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(malformed)?;
-    // version [0] (optional), serialNumber, signature, issuer, validity, subject.
-    let skip = usize::from(fields.first().is_some_and(|f| f.tag == 0xa0));
-    for name in [fields.get(skip + 2), fields.get(skip + 4)] {
-        let name = name.ok_or_else(|| malformed("a name is missing"))?;
-        let well_formed = name.tag == 0x30
-            && der::items(name.contents).all(|rdn| {
-                rdn.is_ok_and(|rdn| {
-                    rdn.tag == 0x31
-                        && der::items(rdn.contents).all(|attribute| {
-                            attribute.is_ok_and(|a| {
-                                a.tag == 0x30 && der::tlv(a.contents).is_ok_and(|t| t.tag == 0x06)
-                            })
-                        })
-                })
-            });
-        if !well_formed {
-            return Err(malformed(
-                "a name is not SEQUENCE OF SET OF SEQUENCE { OBJECT IDENTIFIER, value }",
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The IA5String forms of a subjectAltName's names (rfc822Name, dNSName,
@@ -584,6 +527,100 @@ mod tests {
         retagged[at] = 0xde;
         let error = parse(&retagged).expect_err("a retagged attribute type");
         assert!(error.contains("names:"), "{error}");
+    }
+
+    #[test]
+    fn every_algorithm_and_the_curve_is_an_object_identifier() {
+        // x509-parser reads any primitive value as an identifier: the leaf whose outer
+        // signatureAlgorithm was an OCTET STRING verified (found by the differential
+        // fuzz target, after it found a key purpose of the same kind).
+        let der = vector_cert("intermediate.pem");
+        assert!(parse(&der).is_ok());
+        let at = |tlv: &der::Tlv<'_>| tlv.contents.as_ptr() as usize - der.as_ptr() as usize;
+        let cert = der::tlv(&der).expect("a certificate");
+        let parts: Vec<_> = der::items(cert.contents).map(Result::unwrap).collect();
+        let fields: Vec<_> = der::items(parts[0].contents).map(Result::unwrap).collect();
+        let skip = usize::from(fields[0].tag == 0xa0);
+        let key_algorithm = der::tlv(fields[skip + 5].contents).expect("an AlgorithmIdentifier");
+        let curve = der::items(key_algorithm.contents).nth(1).unwrap().unwrap();
+        for (which, position) in [
+            ("signatureAlgorithm", at(&parts[1])),
+            ("signature", at(&fields[skip + 1])),
+            ("subjectPublicKeyInfo", at(&key_algorithm)),
+            (
+                "curve",
+                curve.contents.as_ptr() as usize - der.as_ptr() as usize - 2,
+            ),
+        ] {
+            assert_eq!(der[position], 0x06, "{which}");
+            let mut retagged = der.clone();
+            retagged[position] = 0x04;
+            let error = parse(&retagged).expect_err(which);
+            assert!(
+                error.contains("not an OBJECT IDENTIFIER"),
+                "{which}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_part_of_the_certificate_has_its_tag_class_included() {
+        // x509-parser reads a value by its tag's number alone: the validity's notBefore
+        // as [APPLICATION 23] was read as a UTCTime (found by the differential fuzz
+        // target). Each part here under the same number in another class is refused.
+        let der = vector_cert("intermediate.pem");
+        let at = |tlv: &der::Tlv<'_>| tlv.contents.as_ptr() as usize - der.as_ptr() as usize;
+        let cert = der::tlv(&der).expect("a certificate");
+        let parts: Vec<_> = der::items(cert.contents).map(Result::unwrap).collect();
+        let fields: Vec<_> = der::items(parts[0].contents).map(Result::unwrap).collect();
+        let skip = usize::from(fields[0].tag == 0xa0);
+        let not_before = der::tlv(fields[skip + 3].contents).expect("a Time");
+        let key_bits = der::items(fields[skip + 5].contents)
+            .nth(1)
+            .unwrap()
+            .unwrap();
+        // A TLV's tag is two bytes before its contents when its length is short.
+        let tag_of = |tlv: &der::Tlv<'_>| at(tlv) - 2;
+        for (which, position) in [
+            ("notBefore", tag_of(&not_before)),
+            ("serialNumber", tag_of(&fields[skip])),
+            ("the key's BIT STRING", tag_of(&key_bits)),
+            ("the validity", tag_of(&fields[skip + 3])),
+            ("the signature's BIT STRING", tag_of(&parts[2])),
+        ] {
+            assert_eq!(der[position] & 0xc0, 0, "{which} is universal");
+            for class in [0x40, 0x80, 0xc0] {
+                let mut retagged = der.clone();
+                retagged[position] |= class;
+                assert!(parse(&retagged).is_err(), "{which} in class {class:02x}");
+            }
+        }
+        // A time without its seconds is not DER.
+        let mut short = der.clone();
+        let time = at(&not_before);
+        assert_eq!(der[time - 1], 13);
+        short[time + 10..time + 12].copy_from_slice(b"Z0");
+        assert!(parse(&short).is_err());
+    }
+
+    #[test]
+    fn the_version_is_v3_or_left_out() {
+        // x509-parser read a version of 10 (found by the differential fuzz target, which
+        // also made the Python verifier fail on it); v1 written out is a DEFAULT DER
+        // leaves out, and v2 is refused as cryptography refuses it.
+        let der = vector_cert("intermediate.pem");
+        let at = der
+            .windows(5)
+            .position(|w| w == [0xa0, 0x03, 0x02, 0x01, 0x02])
+            .expect("a written v3")
+            + 4;
+        for version in [0, 1, 3, 10] {
+            let mut other = der.clone();
+            other[at] = version;
+            let error = parse(&other).expect_err("another version");
+            assert!(error.contains("not v3"), "{version}: {error}");
+        }
+        assert!(parse(&der).is_ok());
     }
 
     #[test]

@@ -19,6 +19,8 @@ const NUMERIC_STRING: u8 = 0x12;
 const PRINTABLE_STRING: u8 = 0x13;
 const IA5_STRING: u8 = 0x16;
 const VISIBLE_STRING: u8 = 0x1a;
+const UTC_TIME: u8 = 0x17;
+const GENERALIZED_TIME: u8 = 0x18;
 
 /// Reads one TLV with a tag of the low-number form and a definite length in its
 /// shortest form.
@@ -143,6 +145,11 @@ fn check_value(tag: u8, contents: &[u8], nesting: usize) -> Result<(), &'static 
         VISIBLE_STRING if !contents.iter().all(|b| (0x20..=0x7e).contains(b)) => {
             Err("a VisibleString with a character outside its alphabet")
         }
+        // X.690, 11.7-11.8 and RFC 5280, 4.1.2.5: seconds, no fraction, Z.
+        UTC_TIME if !is_time(contents, 12) => Err("a UTCTime other than YYMMDDHHMMSSZ"),
+        GENERALIZED_TIME if !is_time(contents, 14) => {
+            Err("a GeneralizedTime other than YYYYMMDDHHMMSSZ")
+        }
         OID => match contents {
             [] => Err("an empty OBJECT IDENTIFIER"),
             [.., last] if last & 0x80 != 0 => Err("an OBJECT IDENTIFIER cut short"),
@@ -157,6 +164,13 @@ fn check_value(tag: u8, contents: &[u8], nesting: usize) -> Result<(), &'static 
         },
         _ => Ok(()),
     }
+}
+
+/// `digits` ASCII digits, then `Z`.
+fn is_time(contents: &[u8], digits: usize) -> bool {
+    contents.len() == digits + 1
+        && contents[..digits].iter().all(u8::is_ascii_digit)
+        && contents[digits] == b'Z'
 }
 
 #[cfg(test)]
@@ -199,6 +213,15 @@ mod tests {
                 "a PrintableString with a character outside its alphabet",
             ),
             (&[0x16, 0x01, 0x80], "an IA5String with a byte above 7F"),
+            (b"\x17\x0b2506011200Z", "a UTCTime other than YYMMDDHHMMSSZ"),
+            (
+                b"\x17\x11250601120000+0000",
+                "a UTCTime other than YYMMDDHHMMSSZ",
+            ),
+            (
+                b"\x18\x1120250601120000.5Z",
+                "a GeneralizedTime other than YYYYMMDDHHMMSSZ",
+            ),
         ] {
             assert_eq!(check(input), Err(problem), "{input:02x?}");
         }
@@ -206,5 +229,7 @@ mod tests {
             check(&[0x30, 0x06, 0x01, 0x01, 0xff, 0x02, 0x01, 0x80]),
             Ok(())
         );
+        assert_eq!(check(b"\x17\x0d250601120000Z"), Ok(()));
+        assert_eq!(check(b"\x18\x0f20500601120000Z"), Ok(()));
     }
 }

@@ -5,6 +5,7 @@ mod der;
 mod legacy;
 mod rejection;
 mod seal;
+mod shape;
 
 use std::fmt;
 
