@@ -85,7 +85,7 @@ fn run_controller(args: &ControllerArgs) -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let client = match kube::Client::try_default().await {
+        let client = match tekton_spire::controller::kube_client().await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %telemetry::error_chain(&e), "cannot configure the Kubernetes client; run in a pod or set KUBECONFIG");

@@ -409,6 +409,12 @@ async fn an_entry_follows_its_pod_from_scheduling_to_completion() {
                 "the {watch} cache was not filled from a streamed list:\n{log}"
             );
         }
+        // Pods come as protobuf (src/controller/protobuf_pods.rs), and what the cache made
+        // of them was right: the entry above names the pod's node and TaskRun.
+        assert!(
+            log.contains("the API server sends pods as protobuf"),
+            "pods were not watched as protobuf:\n{log}"
+        );
 
         let entry = w
             .spire_client()
@@ -522,6 +528,73 @@ async fn a_taskrun_deleted_while_the_controller_was_down_loses_its_entry() {
         w.start_controller();
         w.converge("stale entry removed after restart").await;
         assert_eq!(w.owned().await.len(), 1);
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// The `created` count of each of the controller's "early entry pass" log lines.
+fn early_passes(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter(|l| l.contains("early entry pass"))
+        .map(|l| {
+            let count = &l[l.find("created=").unwrap() + "created=".len()..];
+            count[..count.find(' ').unwrap_or(count.len())]
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_restart_recreates_a_missing_entry_before_the_taskrun_cache_is_needed() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let mut w = World::new("early-pass").await;
+        w.start_controller();
+        w.taskrun_with_pod("kept", "node-1").await;
+        let lost = w.taskrun_with_pod("lost", "node-1").await;
+        // The attacks the early pass must refuse like any pass: a pod claiming a TaskRun
+        // whose status names no pod yet, and a second pod claiming a TaskRun that names
+        // its own pod.
+        let victim_uid = w.taskrun("victim").await;
+        let impostor = w
+            .claiming_pod("impostor", "victim", &victim_uid, Some("node-1"))
+            .await;
+        let kept_uid = taskruns(w.client.clone(), &w.namespace)
+            .get("kept")
+            .await
+            .unwrap()
+            .uid()
+            .unwrap();
+        let second = w
+            .claiming_pod("kept-second", "kept", &kept_uid, Some("node-1"))
+            .await;
+        w.converge("two entries").await;
+        // The first start's early pass created what the pods it saw needed, if any.
+        assert_eq!(early_passes(&w.log()).len(), 1, "{}", w.log());
+        w.stop_controller();
+
+        // Lost while the controller was down.
+        let lost_id = tekton_spire::spire::EntryId::new(format!("{PREFIX}{lost}")).unwrap();
+        w.spire_client()
+            .await
+            .batch_delete(std::slice::from_ref(&lost_id))
+            .await
+            .unwrap();
+        w.start_controller();
+        eventually(CONVERGE, "the early pass", || async {
+            Ok((early_passes(&w.log()).len() == 2).then_some(()))
+        })
+        .await
+        .unwrap();
+        // The early pass, not a full one, put it back, and gave the impostors nothing.
+        assert_eq!(early_passes(&w.log())[1], 1, "{}", w.log());
+        let owned = w.owned().await;
+        assert!(owned.contains(lost_id.as_str()), "{owned:?}");
+        for pod in [&impostor, &second] {
+            assert!(!owned.contains(&format!("{PREFIX}{pod}")), "{owned:?}");
+        }
+        w.converge("after the restart").await;
     })
     .await
     .expect("test timed out");

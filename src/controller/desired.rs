@@ -2,7 +2,7 @@
 //! its TaskRun's status names, while the TaskRun has not completed. Pure: computed from
 //! snapshots of the watch caches.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +36,32 @@ pub(crate) enum Skip {
 
 /// Looks up a TaskRun by namespace and name.
 pub(crate) trait TaskRuns {
-    fn get(&self, namespace: &str, name: &str) -> Option<Arc<CachedTaskRun>>;
+    fn get(&self, namespace: &str, name: &str) -> Option<&CachedTaskRun>;
+}
+
+/// TaskRuns by namespace and name, borrowed from a cache snapshot or the early pass's
+/// reads: a pass over 10,000 pods copies no names to build or query it.
+#[derive(Default)]
+pub(crate) struct TaskRunIndex<'a>(HashMap<(&'a str, &'a str), &'a CachedTaskRun>);
+
+impl<'a> TaskRunIndex<'a> {
+    pub(crate) fn new(taskruns: impl IntoIterator<Item = &'a CachedTaskRun>) -> Self {
+        Self(
+            taskruns
+                .into_iter()
+                .filter_map(|tr| {
+                    let meta = &tr.metadata;
+                    Some(((meta.namespace.as_deref()?, meta.name.as_deref()?), tr))
+                })
+                .collect(),
+        )
+    }
+}
+
+impl TaskRuns for TaskRunIndex<'_> {
+    fn get(&self, namespace: &str, name: &str) -> Option<&CachedTaskRun> {
+        self.0.get(&(namespace, name)).copied()
+    }
 }
 
 /// The entry `pod` needs, or why it needs none. `now` is in seconds since the Unix epoch;
@@ -49,7 +74,8 @@ pub(crate) fn entry_for(
 ) -> Result<EntrySpec, Skip> {
     let namespace = pod.namespace().unwrap_or_default();
     let pod_name = pod.name_any();
-    let taskrun_name = pod.taskrun_name().ok_or(Skip::NoTaskRun)?;
+    let owner = pod.taskrun_owner().ok_or(Skip::NoTaskRun)?;
+    let taskrun_name = owner.name.as_str();
     let node = pod
         .spec
         .node_name
@@ -72,12 +98,7 @@ pub(crate) fn entry_for(
     // who may create pods in the namespace can write both (the TaskRun's UID is readable
     // by whoever reads TaskRuns). What Tekton alone writes is the TaskRun's status, and it
     // names the pod it created there, in the same reconcile.
-    let taskrun_uid = taskrun.uid().unwrap_or_default();
-    let owned = pod
-        .owner_references()
-        .iter()
-        .any(|o| o.kind == "TaskRun" && o.uid == taskrun_uid && o.controller == Some(true));
-    if !owned {
+    if taskrun.metadata.uid.as_deref() != Some(owner.uid.as_str()) {
         return Err(Skip::NotOwnedByTaskRun);
     }
     match taskrun.status.pod_name.as_deref() {
@@ -109,7 +130,7 @@ pub(crate) fn entry_for(
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| Skip::Unnamable)?;
-    let timeout = timeout(&taskrun);
+    let timeout = timeout(taskrun);
     let mut spec = EntrySpec::new(id, spiffe_id, parent_id, selectors);
     spec.x509_svid_ttl = Some(timeout.map_or(config.max_svid_ttl, |t| {
         t.clamp(Duration::from_secs(60), config.max_svid_ttl)
@@ -156,29 +177,50 @@ pub(crate) fn expires_at(start: i64, timeout: Option<Duration>, margin: Duration
     at
 }
 
-/// An entry the cluster needs, and for a pod's entry, whose it is (for events and the
-/// registration latency).
+/// An entry the cluster needs, and for a pod's entry, the pod (shared with the cache
+/// snapshot, not copied), for events and the registration latency.
 #[derive(Debug, Clone)]
 pub(crate) struct Desired {
     pub(crate) spec: EntrySpec,
-    pub(crate) owner: Option<PodOwner>,
+    pub(crate) pod: Option<Arc<CachedPod>>,
+}
+
+impl Desired {
+    /// The pod and TaskRun a pod's entry is for.
+    pub(crate) fn owner(&self) -> Option<PodOwner<'_>> {
+        let pod = self.pod.as_deref()?;
+        // entry_for found the TaskRun through this reference, UID and all.
+        let taskrun = pod.taskrun_owner()?;
+        Some(PodOwner {
+            namespace: pod.metadata.namespace.as_deref().unwrap_or_default(),
+            pod: pod.metadata.name.as_deref().unwrap_or_default(),
+            pod_uid: pod.metadata.uid.as_deref().unwrap_or_default(),
+            taskrun: &taskrun.name,
+            taskrun_uid: &taskrun.uid,
+            pod_created: pod
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second()),
+        })
+    }
 }
 
 /// The pod and TaskRun an entry is for.
-#[derive(Debug, Clone)]
-pub(crate) struct PodOwner {
-    pub(crate) namespace: String,
-    pub(crate) pod: String,
-    pub(crate) pod_uid: String,
-    pub(crate) taskrun: String,
-    pub(crate) taskrun_uid: String,
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PodOwner<'a> {
+    pub(crate) namespace: &'a str,
+    pub(crate) pod: &'a str,
+    pub(crate) pod_uid: &'a str,
+    pub(crate) taskrun: &'a str,
+    pub(crate) taskrun_uid: &'a str,
     /// The pod's `creationTimestamp`, Unix seconds.
     pub(crate) pod_created: Option<i64>,
 }
 
 /// Every entry the pods need, keyed by entry ID.
 pub(crate) fn desired_entries<'p>(
-    pods: impl IntoIterator<Item = &'p CachedPod>,
+    pods: impl IntoIterator<Item = &'p Arc<CachedPod>>,
     taskruns: &impl TaskRuns,
     config: &Config,
     now: i64,
@@ -191,29 +233,11 @@ pub(crate) fn desired_entries<'p>(
                 if let Some(node) = pod.spec.node_name.clone() {
                     nodes.insert(node);
                 }
-                let namespace = pod.namespace().unwrap_or_default();
-                let taskrun = pod.taskrun_name().unwrap_or_default().to_owned();
-                let taskrun_uid = taskruns
-                    .get(&namespace, &taskrun)
-                    .and_then(|tr| tr.uid())
-                    .unwrap_or_default();
-                let owner = PodOwner {
-                    namespace,
-                    pod: pod.name_any(),
-                    pod_uid: pod.uid().unwrap_or_default(),
-                    taskrun,
-                    taskrun_uid,
-                    pod_created: pod
-                        .metadata
-                        .creation_timestamp
-                        .as_ref()
-                        .map(|t| t.0.as_second()),
-                };
                 out.insert(
                     spec.id.clone(),
                     Desired {
                         spec,
-                        owner: Some(owner),
+                        pod: Some(Arc::clone(pod)),
                     },
                 );
             }
@@ -234,7 +258,7 @@ pub(crate) fn desired_entries<'p>(
         for node in nodes {
             match node_alias(&node, cluster, config, now) {
                 Some(spec) => {
-                    out.insert(spec.id.clone(), Desired { spec, owner: None });
+                    out.insert(spec.id.clone(), Desired { spec, pod: None });
                 }
                 None => tracing::debug!(%node, "node name cannot form a node alias entry"),
             }
@@ -272,13 +296,11 @@ mod tests {
     /// 2026-01-01T00:00:00Z, the start of the test TaskRuns.
     const START: i64 = 1_767_225_600;
 
-    struct Map(HashMap<(String, String), Arc<CachedTaskRun>>);
+    struct Map(HashMap<(String, String), CachedTaskRun>);
 
     impl TaskRuns for Map {
-        fn get(&self, namespace: &str, name: &str) -> Option<Arc<CachedTaskRun>> {
-            self.0
-                .get(&(namespace.to_owned(), name.to_owned()))
-                .cloned()
+        fn get(&self, namespace: &str, name: &str) -> Option<&CachedTaskRun> {
+            self.0.get(&(namespace.to_owned(), name.to_owned()))
         }
     }
 
@@ -299,10 +321,7 @@ mod tests {
             "status": status,
         }))
         .unwrap();
-        Map(HashMap::from([(
-            ("team".into(), "build".into()),
-            Arc::new(tr),
-        )]))
+        Map(HashMap::from([(("team".into(), "build".into()), tr)]))
     }
 
     fn pod(node: Option<&str>, phase: &str, owner_uid: &str) -> CachedPod {
@@ -484,8 +503,8 @@ mod tests {
         c.node_alias_cluster = Some("prod".into());
         let trs = taskrun(recorded(), None);
         let pods = [
-            pod(Some("node-a"), "Running", "tr-uid"),
-            pod(Some("node-a"), "Running", "tr-uid"),
+            Arc::new(pod(Some("node-a"), "Running", "tr-uid")),
+            Arc::new(pod(Some("node-a"), "Running", "tr-uid")),
         ];
         let desired = desired_entries(pods.iter(), &trs, &c, START);
         let alias = desired

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
-use super::desired::{Desired, PodOwner, TaskRuns, desired_entries};
+use super::desired::{Desired, PodOwner, Skip, TaskRunIndex, desired_entries, entry_for};
 use super::events::{Events, Notice, pod_ref, taskrun_ref};
 use super::leader::Leadership;
 use super::metrics::Metrics;
@@ -80,16 +80,11 @@ pub(crate) enum PassError {
     NotLeader,
 }
 
-/// A TaskRun cache index made once per pass.
-struct TaskRunIndex(HashMap<(String, String), Arc<CachedTaskRun>>);
-
-impl TaskRuns for TaskRunIndex {
-    fn get(&self, namespace: &str, name: &str) -> Option<Arc<CachedTaskRun>> {
-        self.0
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .cloned()
-    }
-}
+/// Pods without an entry above which the early pass leaves them to the first full pass:
+/// reading that many TaskRuns one at a time costs more than waiting for the cache.
+const EARLY_PASS_MAX_PODS: usize = 100;
+/// TaskRuns the early pass reads at once.
+const EARLY_PASS_READS: usize = 8;
 
 /// An entry the server did not take, and when to try it again.
 #[derive(Debug)]
@@ -133,10 +128,10 @@ fn unix_now() -> i64 {
 }
 
 /// A (normal) event about a pod's entry, on its TaskRun, the pod as the related object.
-fn entry_notice(owner: &PodOwner, reason: &'static str, note: String) -> Notice {
+fn entry_notice(owner: PodOwner<'_>, reason: &'static str, note: String) -> Notice {
     Notice {
-        regarding: taskrun_ref(&owner.namespace, &owner.taskrun, &owner.taskrun_uid),
-        related: Some(pod_ref(&owner.namespace, &owner.pod, &owner.pod_uid)),
+        regarding: taskrun_ref(owner.namespace, owner.taskrun, owner.taskrun_uid),
+        related: Some(pod_ref(owner.namespace, owner.pod, owner.pod_uid)),
         warning: false,
         reason,
         action: "RegisterEntry",
@@ -163,6 +158,20 @@ async fn create_batch(
         return (batch, Err(None));
     }
     (batch, spire.batch_create(batch).await.map_err(Some))
+}
+
+/// A pass's report, or the first of its failed calls.
+fn outcome(
+    report: PassReport,
+    mut call_errors: Vec<spire::Error>,
+) -> Result<PassReport, PassError> {
+    match call_errors.len() {
+        0 => Ok(report),
+        calls => Err(PassError::Calls {
+            calls,
+            first: call_errors.swap_remove(0),
+        }),
+    }
 }
 
 /// A batch call's per-entry outcomes; `Err(None)` when it was not made.
@@ -198,7 +207,10 @@ impl EntrySync {
 
     /// Lists every entry of the server and keeps ours (by ID prefix alone: an entry of
     /// ours whose hint was changed is still found).
-    async fn list(&mut self) -> Result<(), PassError> {
+    pub(crate) async fn list(&mut self) -> Result<(), PassError> {
+        // Dropped first: 10,000 entries are not held twice, and if the list fails, what
+        // was known is no longer trusted anyway.
+        self.known = None;
         let listed = self
             .spire
             .list_entries(&ListFilter::default())
@@ -210,15 +222,93 @@ impl EntrySync {
     }
 
     fn desired(&self, now: i64) -> BTreeMap<EntryId, Desired> {
-        let index = TaskRunIndex(
-            self.taskruns
-                .state()
-                .into_iter()
-                .map(|tr| ((tr.namespace().unwrap_or_default(), tr.name_any()), tr))
-                .collect(),
-        );
+        let taskruns = self.taskruns.state();
+        let index = TaskRunIndex::new(taskruns.iter().map(Arc::as_ref));
+        desired_entries(&self.pods.state(), &index, &self.config, now)
+    }
+
+    /// The pass made at startup once the pod cache has filled, not waiting for the
+    /// TaskRun cache, which after a restart takes tens of seconds more (thousands of
+    /// TaskRuns as JSON): creates the entries of the pods that have none, reading their
+    /// TaskRuns one at a time from the API server. Creates only, since what to delete
+    /// depends on every TaskRun; the binding is checked as in every pass
+    /// ([`desired_entries`]), on TaskRuns as fresh as the cache's. Left to the first full
+    /// pass when more than [`EARLY_PASS_MAX_PODS`] pods lack an entry.
+    pub(crate) async fn early_pass(
+        &mut self,
+        client: &kube::Client,
+    ) -> Result<PassReport, PassError> {
+        let mut report = PassReport::default();
+        if self.known.is_none() {
+            self.list().await?;
+            report.listed = true;
+        }
+        let Some(known) = &self.known else {
+            return Ok(report);
+        };
+        let now = unix_now();
         let pods = self.pods.state();
-        desired_entries(pods.iter().map(Arc::as_ref), &index, &self.config, now)
+        // The pods that would have an entry if their TaskRun named them, and have none.
+        let missing: Vec<&Arc<CachedPod>> = pods
+            .iter()
+            .filter(|pod| {
+                let without_taskrun = entry_for(pod, &TaskRunIndex::default(), &self.config, now);
+                matches!(without_taskrun, Err(Skip::NoTaskRun))
+                    && pod.taskrun_owner().is_some()
+                    && pod
+                        .uid()
+                        .and_then(|uid| {
+                            EntryId::new(format!("{}{uid}", self.config.entry_id_prefix)).ok()
+                        })
+                        .is_some_and(|id| !known.ours.contains_key(&id))
+            })
+            .collect();
+        if missing.len() > EARLY_PASS_MAX_PODS {
+            tracing::info!(
+                pods = missing.len(),
+                "many pods lack an entry; the first full pass creates them"
+            );
+            return Ok(report);
+        }
+        let names: std::collections::BTreeSet<(String, String)> = missing
+            .iter()
+            .filter_map(|pod| Some((pod.namespace()?, pod.taskrun_owner()?.name.clone())))
+            .collect();
+        let reads = futures::stream::iter(names)
+            .map(|(namespace, name)| async move {
+                let api = kube::Api::<CachedTaskRun>::namespaced(client.clone(), &namespace);
+                let read = api.get_opt(&name).await;
+                ((namespace, name), read)
+            })
+            .buffer_unordered(EARLY_PASS_READS)
+            .collect::<Vec<_>>()
+            .await;
+        let mut taskruns = Vec::new();
+        for (key, read) in reads {
+            match read {
+                Ok(Some(taskrun)) => taskruns.push(taskrun),
+                Ok(None) => {}
+                // The full pass will see it in the cache.
+                Err(error) => {
+                    tracing::debug!(namespace = %key.0, taskrun = %key.1, error = %crate::telemetry::error_chain(&error), "could not read a TaskRun");
+                }
+            }
+        }
+        let desired = desired_entries(missing, &TaskRunIndex::new(&taskruns), &self.config, now);
+        let create: Vec<EntrySpec> = desired
+            .values()
+            .filter(|d| {
+                !known.ours.contains_key(&d.spec.id) && !self.refused.contains_key(&d.spec.id)
+            })
+            .map(|d| d.spec.clone())
+            .collect();
+        report.desired = desired.len();
+        let mut call_errors = Vec::new();
+        if !create.is_empty() {
+            self.create(&create, &desired, &mut report, &mut call_errors)
+                .await?;
+        }
+        outcome(report, call_errors)
     }
 
     fn check_leader(&self) -> Result<(), PassError> {
@@ -354,13 +444,7 @@ impl EntrySync {
                 .set_entries(report.desired, known.ours.len(), self.refused.len());
         }
         report.refused = self.refused.values().filter(|r| r.permanent).count();
-        match call_errors.len() {
-            0 => Ok(report),
-            calls => Err(PassError::Calls {
-                calls,
-                first: call_errors.swap_remove(0),
-            }),
-        }
+        outcome(report, call_errors)
     }
 
     /// Creates `specs`, [`CREATE_CONCURRENCY`] batches at a time.
@@ -440,7 +524,7 @@ impl EntrySync {
 
     /// An entry created for a pod: latency and an event on its TaskRun.
     fn registered(&self, spec: &EntrySpec, desired: &BTreeMap<EntryId, Desired>) {
-        let Some(owner) = desired.get(&spec.id).and_then(|d| d.owner.as_ref()) else {
+        let Some(owner) = desired.get(&spec.id).and_then(Desired::owner) else {
             return;
         };
         if let Some(created) = owner.pod_created
@@ -487,16 +571,16 @@ impl EntrySync {
             (Some(p), false) if p.spec == *spec => (p.delay * 2).min(config.retry_max),
             _ => config.retry_min,
         };
-        let owner: Option<&PodOwner> = desired.get(&spec.id).and_then(|d| d.owner.as_ref());
+        let owner = desired.get(&spec.id).and_then(Desired::owner);
         if repeated {
             tracing::debug!(entry_id = %spec.id, error = %message, "entry refused again");
         } else {
             tracing::warn!(
                 entry_id = %spec.id,
                 spiffe_id = %spec.spiffe_id,
-                pod = owner.map_or("", |o| o.pod.as_str()),
-                namespace = owner.map_or("", |o| o.namespace.as_str()),
-                taskrun = owner.map_or("", |o| o.taskrun.as_str()),
+                pod = owner.map_or("", |o| o.pod),
+                namespace = owner.map_or("", |o| o.namespace),
+                taskrun = owner.map_or("", |o| o.taskrun),
                 code = ?code,
                 permanent,
                 error = %message,

@@ -18,6 +18,7 @@ mod leader;
 mod metrics;
 mod objects;
 mod plan;
+mod protobuf_pods;
 mod trust_bundle;
 mod verdict;
 
@@ -110,6 +111,20 @@ pub fn taskrun_resource() -> ApiResource {
         kind: "TaskRun".into(),
         plural: "taskruns".into(),
     }
+}
+
+/// The Kubernetes client the controller runs with: from the environment (in a pod, or
+/// `KUBECONFIG`), its pod watches in protobuf (protobuf_pods.rs).
+///
+/// # Errors
+/// When no configuration is found or it cannot be used.
+pub async fn kube_client() -> Result<kube::Client, kube::Error> {
+    let config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&protobuf_pods::ProtobufPodsLayer)
+        .build())
 }
 
 fn endpoint(config: &Config) -> Result<(Endpoint, ClientConfig), Error> {
@@ -376,46 +391,74 @@ async fn run_as_leader(
         None
     };
 
-    // Connect to SPIRE while the caches fill.
-    let spire = async {
-        if components.entries() {
-            connect_spire(&config, &shutdown).await
-        } else {
-            Ok(None)
-        }
-    };
-    let caches = async {
-        let pods = async {
-            match &pod_store {
-                Some(store) => store.wait_until_ready().await,
-                None => Ok(()),
-            }
+    // Connect to SPIRE and list its entries while the caches fill.
+    let sync = async {
+        let Some(pods) = pod_store.clone() else {
+            return Ok(None);
         };
-        tokio::try_join!(pods, taskrun_store.wait_until_ready())
-    };
-    // Never plan on a cache that has not been filled: an empty cache would mean
-    // "delete every entry".
-    let (spire, ready) = tokio::select! {
-        () = shutdown.cancelled() => return Ok(()),
-        both = async { tokio::join!(spire, caches) } => both,
-    };
-    let spire = spire?;
-    if ready.is_err() || shutdown.is_cancelled() {
-        return Ok(());
-    }
-    tracing::info!("watch caches filled; reconciling entries");
-    metrics.set_ready(true);
-
-    if let (Some(spire), Some(pods)) = (spire, pod_store) {
+        let Some(spire) = connect_spire(&config, &shutdown).await? else {
+            return Ok(None);
+        };
         let observer_metrics = metrics.clone();
         let spire = spire.with_observer(Arc::new(move |method, code| {
             observer_metrics.spire_call(method, code);
         }));
         let mut sync =
             entries::EntrySync::new(spire, pods, taskrun_store.clone(), Arc::clone(&config));
-        sync.leadership = leadership;
+        sync.leadership = leadership.clone();
         sync.metrics = metrics.clone();
         sync.events = events.clone();
+        if let Err(error) = sync.list().await {
+            tracing::debug!(error = %crate::telemetry::error_chain(&error), "listing entries at startup failed; the first pass lists again");
+        }
+        Ok::<_, Error>(Some(sync))
+    };
+    let pods_filled = async {
+        match &pod_store {
+            Some(store) => store.wait_until_ready().await,
+            None => Ok(()),
+        }
+    };
+    let (sync, pods_filled) = tokio::select! {
+        () = shutdown.cancelled() => return Ok(()),
+        both = async { tokio::join!(sync, pods_filled) } => both,
+    };
+    let mut sync = sync?;
+    if pods_filled.is_err() || shutdown.is_cancelled() {
+        return Ok(());
+    }
+    // Never plan deletes on a cache that has not been filled (an empty cache would mean
+    // "delete every entry"); creates for pods without an entry need not wait for the
+    // TaskRuns, which fill more slowly.
+    if let Some(sync) = sync.as_mut() {
+        let started = tokio::time::Instant::now();
+        let early = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            early = sync.early_pass(&client) => early,
+        };
+        match early {
+            Ok(report) => tracing::info!(
+                created = report.created,
+                failed = report.failed,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "early entry pass"
+            ),
+            Err(error) => {
+                tracing::warn!(error = %crate::telemetry::error_chain(&error), "early entry pass failed; the first full pass repeats it");
+            }
+        }
+    }
+    let ready = tokio::select! {
+        () = shutdown.cancelled() => return Ok(()),
+        ready = taskrun_store.wait_until_ready() => ready,
+    };
+    if ready.is_err() || shutdown.is_cancelled() {
+        return Ok(());
+    }
+    tracing::info!("watch caches filled; reconciling entries");
+    metrics.set_ready(true);
+
+    if let Some(sync) = sync {
         tasks.spawn(sync.run(Arc::clone(&trigger), shutdown.clone()));
     }
     if components.verdicts() {

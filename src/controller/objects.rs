@@ -166,15 +166,15 @@ pub(crate) struct PodStatus {
 }
 
 impl CachedPod {
-    /// The name of the TaskRun its controlling owner reference names, which is also what
-    /// Tekton's `tekton.dev/taskRun` label says.
-    pub(crate) fn taskrun_name(&self) -> Option<&str> {
+    /// Its controlling owner reference to a TaskRun (whose name Tekton's
+    /// `tekton.dev/taskRun` label also says). A claim only: the TaskRun's status must
+    /// name the pod too (desired.rs).
+    pub(crate) fn taskrun_owner(&self) -> Option<&OwnerReference> {
         self.metadata
             .owner_references
             .as_deref()?
             .iter()
             .find(|o| o.controller == Some(true) && o.kind == "TaskRun")
-            .map(|o| o.name.as_str())
     }
 }
 
@@ -264,12 +264,12 @@ mod tests {
             ("b", "u")
         );
         // The TaskRun is the one the controlling owner reference names, not the label.
-        assert_eq!(pod.taskrun_name(), Some("b"));
+        assert_eq!(pod.taskrun_owner().map(|o| o.name.as_str()), Some("b"));
         let orphan: CachedPod = serde_json::from_value(json!({"metadata": {
             "labels": {"tekton.dev/taskRun": "b"},
             "ownerReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "b", "uid": "u"}]}}))
         .unwrap();
-        assert_eq!(orphan.taskrun_name(), None);
+        assert!(orphan.taskrun_owner().is_none());
     }
 
     #[test]
