@@ -149,15 +149,30 @@ fn permanent(error: &spire::Error) -> bool {
 }
 
 /// One `BatchCreateEntry` call, made only while this replica leads (`Err(None)` if not).
-async fn create_batch(
+async fn create_batch<'b>(
     spire: spire::Client,
     leadership: Leadership,
-    batch: &[EntrySpec],
-) -> (&[EntrySpec], BatchOutcomes) {
+    batch: &'b [&'b EntrySpec],
+) -> (&'b [&'b EntrySpec], BatchOutcomes) {
     if !leadership.is_valid() {
         return (batch, Err(None));
     }
     (batch, spire.batch_create(batch).await.map_err(Some))
+}
+
+/// Whether `name` is a DNS subdomain (RFC 1123, as Kubernetes checks object names): at
+/// most 253 characters of lowercase letters, digits, `-` and `.`, each label starting and
+/// ending with a letter or digit.
+fn dns_subdomain(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 /// A pass's report, or the first of its failed calls.
@@ -270,14 +285,18 @@ impl EntrySync {
             );
             return Ok(report);
         }
+        // Whoever creates the pod writes the owner reference: a name that no TaskRun can
+        // have (TaskRun names are DNS subdomains) would be pasted into the request path.
         let names: std::collections::BTreeSet<(String, String)> = missing
             .iter()
             .filter_map(|pod| Some((pod.namespace()?, pod.taskrun_owner()?.name.clone())))
+            .filter(|(_, name)| dns_subdomain(name))
             .collect();
+        let call_timeout = self.config.call_timeout;
         let reads = futures::stream::iter(names)
             .map(|(namespace, name)| async move {
                 let api = kube::Api::<CachedTaskRun>::namespaced(client.clone(), &namespace);
-                let read = api.get_opt(&name).await;
+                let read = tokio::time::timeout(call_timeout, api.get_opt(&name)).await;
                 ((namespace, name), read)
             })
             .buffer_unordered(EARLY_PASS_READS)
@@ -286,21 +305,24 @@ impl EntrySync {
         let mut taskruns = Vec::new();
         for (key, read) in reads {
             match read {
-                Ok(Some(taskrun)) => taskruns.push(taskrun),
-                Ok(None) => {}
+                Ok(Ok(Some(taskrun))) => taskruns.push(taskrun),
+                Ok(Ok(None)) => {}
                 // The full pass will see it in the cache.
-                Err(error) => {
+                Ok(Err(error)) => {
                     tracing::debug!(namespace = %key.0, taskrun = %key.1, error = %crate::telemetry::error_chain(&error), "could not read a TaskRun");
+                }
+                Err(_) => {
+                    tracing::debug!(namespace = %key.0, taskrun = %key.1, "reading a TaskRun timed out");
                 }
             }
         }
         let desired = desired_entries(missing, &TaskRunIndex::new(&taskruns), &self.config, now);
-        let create: Vec<EntrySpec> = desired
+        let create: Vec<&EntrySpec> = desired
             .values()
             .filter(|d| {
                 !known.ours.contains_key(&d.spec.id) && !self.refused.contains_key(&d.spec.id)
             })
-            .map(|d| d.spec.clone())
+            .map(|d| &d.spec)
             .collect();
         report.desired = desired.len();
         let mut call_errors = Vec::new();
@@ -391,7 +413,7 @@ impl EntrySync {
                                 ..
                             }) => {
                                 self.forget(&spec.id);
-                                recreate.push(spec.clone());
+                                recreate.push(*spec);
                             }
                             Err(error) => {
                                 self.refuse(spec, &desired, "BatchUpdateEntry", &error, &mut report)
@@ -450,7 +472,7 @@ impl EntrySync {
     /// Creates `specs`, [`CREATE_CONCURRENCY`] batches at a time.
     async fn create(
         &mut self,
-        specs: &[EntrySpec],
+        specs: &[&EntrySpec],
         desired: &BTreeMap<EntryId, Desired>,
         report: &mut PassReport,
         call_errors: &mut Vec<spire::Error>,
@@ -717,6 +739,32 @@ impl EntrySync {
                     delay = (delay * 2).min(config.retry_max);
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_a_taskrun_can_have_reach_a_request_path() {
+        for good in ["build", "build-1.x", "a", &"a".repeat(253)] {
+            assert!(dns_subdomain(good), "{good}");
+        }
+        for bad in [
+            "",
+            "Build",
+            "a..b",
+            "-a",
+            "a-",
+            "?watch=true",
+            "a/b",
+            "%2e%2e",
+            "a b",
+            &"a".repeat(254),
+        ] {
+            assert!(!dns_subdomain(bad), "{bad}");
         }
     }
 }

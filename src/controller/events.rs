@@ -67,7 +67,6 @@ impl Events {
             controller: "tekton-spire-controller".into(),
             instance: std::env::var("POD_NAME").ok(),
         };
-        let recorder = Recorder::new(client, reporter);
         tokio::spawn(async move {
             loop {
                 let notice = tokio::select! {
@@ -88,6 +87,11 @@ impl Events {
                     action: notice.action.into(),
                     secondary: notice.related,
                 };
+                // A recorder per event: one recorder keeps every event it published in
+                // the last 6 minutes (to count repeats as a series), which during a cold
+                // start of 10,000 pods is 10,000 events held for nothing, since these do
+                // not repeat (a refusal is reported once, entries.rs).
+                let recorder = Recorder::new(client.clone(), reporter.clone());
                 if let Err(error) = recorder.publish(&event, &notice.regarding).await {
                     tracing::debug!(error = %crate::telemetry::error_chain(&error), "could not publish an event");
                 }

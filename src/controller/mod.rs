@@ -42,6 +42,10 @@ use leader::{Leadership, LeaseConfig};
 use metrics::Metrics;
 use objects::{CachedPod, CachedTaskRun, compact_pod, keep_labels};
 
+/// How long the early entry pass (entries.rs) may take: it reads at most 100 TaskRuns and
+/// creates at most 100 entries.
+const EARLY_PASS_DEADLINE: Duration = Duration::from_secs(30);
+
 /// How long shutdown waits for the loops to stop.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -432,18 +436,24 @@ async fn run_as_leader(
     // TaskRuns, which fill more slowly.
     if let Some(sync) = sync.as_mut() {
         let started = tokio::time::Instant::now();
+        // Bounded, so that nothing a pod's owner reference says holds back the full
+        // passes; what it did not create, the first of them does.
         let early = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
-            early = sync.early_pass(&client) => early,
+            early = tokio::time::timeout(EARLY_PASS_DEADLINE, sync.early_pass(&client)) => early,
         };
         match early {
-            Ok(report) => tracing::info!(
+            Err(_) => tracing::warn!(
+                deadline = ?EARLY_PASS_DEADLINE,
+                "the early entry pass did not finish in time; the first full pass completes it"
+            ),
+            Ok(Ok(report)) => tracing::info!(
                 created = report.created,
                 failed = report.failed,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "early entry pass"
             ),
-            Err(error) => {
+            Ok(Err(error)) => {
                 tracing::warn!(error = %crate::telemetry::error_chain(&error), "early entry pass failed; the first full pass repeats it");
             }
         }

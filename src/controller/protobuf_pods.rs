@@ -261,16 +261,24 @@ pub(crate) fn event_json(frame: &[u8]) -> Result<Vec<u8>, DecodeError> {
     Ok(json?)
 }
 
+/// Text as the API server's JSON encoder writes it: bytes that are not UTF-8 replaced.
+fn text(bytes: Option<Vec<u8>>) -> Option<String> {
+    bytes.map(|b| match String::from_utf8(b) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
 fn status(s: proto::Status) -> Status {
     Status {
         status: match s.status() {
-            "Success" => Some(kube::core::response::StatusSummary::Success),
-            "Failure" => Some(kube::core::response::StatusSummary::Failure),
+            b"Success" => Some(kube::core::response::StatusSummary::Success),
+            b"Failure" => Some(kube::core::response::StatusSummary::Failure),
             _ => None,
         },
         code: u16::try_from(s.code()).unwrap_or_default(),
-        message: s.message.unwrap_or_default(),
-        reason: s.reason.unwrap_or_default(),
+        message: text(s.message).unwrap_or_default(),
+        reason: text(s.reason).unwrap_or_default(),
         ..Status::default()
     }
 }
@@ -291,31 +299,31 @@ fn pod(p: proto::Pod) -> Result<Pod, DecodeError> {
         .owner_references
         .into_iter()
         .map(|o| OwnerReference {
-            api_version: o.api_version.unwrap_or_default(),
-            kind: o.kind.unwrap_or_default(),
-            name: o.name.unwrap_or_default(),
-            uid: o.uid.unwrap_or_default(),
+            api_version: text(o.api_version).unwrap_or_default(),
+            kind: text(o.kind).unwrap_or_default(),
+            name: text(o.name).unwrap_or_default(),
+            uid: text(o.uid).unwrap_or_default(),
             controller: o.controller,
             block_owner_deletion: o.block_owner_deletion,
         })
         .collect();
     Ok(Pod {
         metadata: ObjectMeta {
-            name: meta.name,
-            namespace: meta.namespace,
-            uid: meta.uid,
-            resource_version: meta.resource_version,
+            name: text(meta.name),
+            namespace: text(meta.namespace),
+            uid: text(meta.uid),
+            resource_version: text(meta.resource_version),
             creation_timestamp: time(meta.creation_timestamp)?,
             deletion_timestamp: time(meta.deletion_timestamp)?,
             owner_references: (!owners.is_empty()).then_some(owners),
             ..ObjectMeta::default()
         },
         spec: Some(PodSpec {
-            node_name: p.spec.and_then(|s| s.node_name),
+            node_name: text(p.spec.and_then(|s| s.node_name)),
             ..PodSpec::default()
         }),
         status: Some(PodStatus {
-            phase: p.status.and_then(|s| s.phase),
+            phase: text(p.status.and_then(|s| s.phase)),
             ..PodStatus::default()
         }),
     })
@@ -349,29 +357,29 @@ mod tests {
     fn a_pod() -> proto::Pod {
         proto::Pod {
             metadata: Some(proto::PodMeta {
-                name: Some("build-pod".into()),
-                namespace: Some("ci".into()),
-                uid: Some("pod-uid".into()),
-                resource_version: Some("42".into()),
+                name: Some(b"build-pod".to_vec()),
+                namespace: Some(b"ci".to_vec()),
+                uid: Some(b"pod-uid".to_vec()),
+                resource_version: Some(b"42".to_vec()),
                 creation_timestamp: Some(proto::Time {
                     seconds: Some(1_767_225_600),
                     nanos: Some(0),
                 }),
                 deletion_timestamp: None,
                 owner_references: vec![proto::OwnerReference {
-                    kind: Some("TaskRun".into()),
-                    name: Some("build".into()),
-                    uid: Some("tr-uid".into()),
-                    api_version: Some("tekton.dev/v1".into()),
+                    kind: Some(b"TaskRun".to_vec()),
+                    name: Some(b"build".to_vec()),
+                    uid: Some(b"tr-uid".to_vec()),
+                    api_version: Some(b"tekton.dev/v1".to_vec()),
                     controller: Some(true),
                     block_owner_deletion: Some(true),
                 }],
             }),
             spec: Some(proto::PodSpec {
-                node_name: Some("node-1".into()),
+                node_name: Some(b"node-1".to_vec()),
             }),
             status: Some(proto::PodStatus {
-                phase: Some("Running".into()),
+                phase: Some(b"Running".to_vec()),
             }),
         }
     }
@@ -450,9 +458,9 @@ mod tests {
     #[test]
     fn an_error_event_keeps_its_code_so_that_410_relists() {
         let gone = proto::Status {
-            status: Some("Failure".into()),
-            message: Some("too old resource version".into()),
-            reason: Some("Expired".into()),
+            status: Some(b"Failure".to_vec()),
+            message: Some(b"too old resource version".to_vec()),
+            reason: Some(b"Expired".to_vec()),
             code: Some(410),
         };
         let json = event_json(&frame("ERROR", "Status", gone.encode_to_vec())).unwrap();
@@ -462,6 +470,22 @@ mod tests {
         };
         assert_eq!(status.code, 410);
         assert_eq!(status.reason, "Expired");
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_read_as_json_writes_it_not_refused() {
+        // Anyone who creates pods writes owner references, and the API server does not
+        // check them for UTF-8: refusing the event would stop the watch for every pod.
+        let mut hostile = a_pod();
+        hostile.metadata.as_mut().unwrap().owner_references[0].name = Some(b"build\xff".to_vec());
+        let json = event_json(&frame("ADDED", "Pod", hostile.encode_to_vec())).unwrap();
+        let event: WatchEvent<super::super::objects::CachedPod> =
+            serde_json::from_slice(&json).unwrap();
+        let WatchEvent::Added(pod) = event else {
+            panic!("not an ADDED event")
+        };
+        // Not the TaskRun "build": the name no longer matches it.
+        assert_eq!(pod.taskrun_owner().unwrap().name, "build\u{fffd}");
     }
 
     #[test]

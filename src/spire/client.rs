@@ -1,6 +1,7 @@
 //! The Entry API calls: list with paging, and batched create, update and delete with
 //! one outcome per entry.
 
+use std::borrow::Borrow;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -366,9 +367,9 @@ impl Client {
     /// [`Error::EntryIdTaken`] when the ID belongs to an entry with another SPIFFE ID,
     /// parent or selectors, [`Error::EntryRejected`] when the server refused it (for
     /// example a SPIFFE ID outside its trust domain).
-    pub async fn batch_create(
+    pub async fn batch_create<S: Borrow<EntrySpec>>(
         &self,
-        entries: &[EntrySpec],
+        entries: &[S],
     ) -> Result<Vec<Result<CreateOutcome, Error>>, Error> {
         const METHOD: &str = "BatchCreateEntry";
         let mut outcomes = Vec::with_capacity(entries.len());
@@ -376,7 +377,7 @@ impl Client {
             let timeout = self.write_timeout(batch.len());
             let request = request_within(
                 api::BatchCreateEntryRequest {
-                    entries: batch.iter().map(EntrySpec::to_proto).collect(),
+                    entries: batch.iter().map(|e| e.borrow().to_proto()).collect(),
                     output_mask: None,
                 },
                 timeout,
@@ -388,7 +389,7 @@ impl Client {
                 .await?;
             check_count(METHOD, batch.len(), response.results.len())?;
             for (spec, result) in batch.iter().zip(response.results) {
-                outcomes.push(create_outcome(spec, result.status, result.entry));
+                outcomes.push(create_outcome(spec.borrow(), result.status, result.entry));
             }
         }
         Ok(outcomes)
@@ -402,9 +403,9 @@ impl Client {
     /// The outer error is a failed call; batches before it were applied. Per entry:
     /// [`Error::EntryRejected`] (`NOT_FOUND` for a missing entry, `INVALID_ARGUMENT` for an
     /// invalid one).
-    pub async fn batch_update(
+    pub async fn batch_update<S: Borrow<EntrySpec>>(
         &self,
-        entries: &[EntrySpec],
+        entries: &[S],
     ) -> Result<Vec<Result<Entry, Error>>, Error> {
         const METHOD: &str = "BatchUpdateEntry";
         let mut outcomes = Vec::with_capacity(entries.len());
@@ -412,7 +413,7 @@ impl Client {
             let timeout = self.write_timeout(batch.len());
             let request = request_within(
                 api::BatchUpdateEntryRequest {
-                    entries: batch.iter().map(EntrySpec::to_proto).collect(),
+                    entries: batch.iter().map(|e| e.borrow().to_proto()).collect(),
                     input_mask: Some(spec_mask()),
                     output_mask: None,
                 },
@@ -432,7 +433,7 @@ impl Client {
                         problem: "a successful result without its entry",
                     }),
                     ((code, message), _) => Err(Error::EntryRejected {
-                        id: spec.id.to_string(),
+                        id: spec.borrow().id.to_string(),
                         code,
                         message,
                     }),
