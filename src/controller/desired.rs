@@ -116,8 +116,7 @@ pub(crate) fn entry_for(
         .parse()
         .map_err(|_| Skip::Unnamable)?;
     let uid = pod.uid().unwrap_or_default();
-    let id =
-        EntryId::new(format!("{}{uid}", config.entry_id_prefix)).map_err(|_| Skip::Unnamable)?;
+    let id = pod_entry_id(config, &uid).ok_or(Skip::Unnamable)?;
     let mut selectors = vec![
         Selector::new("k8s", format!("pod-uid:{uid}")),
         Selector::new("k8s", format!("ns:{namespace}")),
@@ -144,6 +143,12 @@ pub(crate) fn entry_for(
     spec.expires_at = Some(expires_at(start, timeout, config.entry_expiry_margin, now));
     spec.hint = config.entry_hint.clone();
     Ok(spec)
+}
+
+/// The ID of the entry of the pod with UID `uid`: fixed by the pod, so that a pod's entry
+/// is found again after any restart.
+pub(crate) fn pod_entry_id(config: &Config, uid: &str) -> Option<EntryId> {
+    EntryId::new(format!("{}{uid}", config.entry_id_prefix)).ok()
 }
 
 /// The TaskRun's `spec.timeout` (a Go duration such as `1h0m0s`): `None` for no timeout

@@ -24,7 +24,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
-use super::desired::{Desired, PodOwner, Skip, TaskRunIndex, desired_entries, entry_for};
+use super::desired::{
+    Desired, PodOwner, Skip, TaskRunIndex, desired_entries, entry_for, pod_entry_id,
+};
 use super::events::{Events, Notice, pod_ref, taskrun_ref};
 use super::leader::Leadership;
 use super::metrics::Metrics;
@@ -271,10 +273,10 @@ impl EntrySync {
                 matches!(without_taskrun, Err(Skip::NoTaskRun))
                     && pod.taskrun_owner().is_some()
                     && pod
-                        .uid()
-                        .and_then(|uid| {
-                            EntryId::new(format!("{}{uid}", self.config.entry_id_prefix)).ok()
-                        })
+                        .metadata
+                        .uid
+                        .as_deref()
+                        .and_then(|uid| pod_entry_id(&self.config, uid))
                         .is_some_and(|id| !known.ours.contains_key(&id))
             })
             .collect();
@@ -650,7 +652,13 @@ impl EntrySync {
         let config = Arc::clone(&self.config);
         let mut delay = config.retry_min;
         let mut failures = 0u32;
-        let mut next_resync = Instant::now();
+        // The entries listed at startup (mod.rs) serve until the first resync: the first
+        // pass does not list all of them again seconds later.
+        let mut next_resync = if self.known.is_some() {
+            Instant::now() + config.resync_interval
+        } else {
+            Instant::now()
+        };
         let mut backoff_until: Option<Instant> = None;
         loop {
             let wake = [Some(next_resync), backoff_until, self.next_retry()]
