@@ -3,6 +3,7 @@
 # SPIRE servers, the release controller and spire-controller-manager, one table at the end.
 #
 #   ./scripts/bench-controller.sh [OPTIONS]
+#       -h, --help          this text
 #       --pods N            burst size (default 1000)
 #       --nodes N           Node objects the pods are spread over (default 10)
 #       --reconcile-pods N  pods (and owned entries) of the full-reconcile phase (default 10000)
@@ -34,6 +35,9 @@ build_scm() {
   SCM_VERSION=$SCM_VERSION "$root/scripts/programs.sh" scm
 }
 
+case ${1:-} in
+  -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+esac
 if [[ ${1:-} == build-scm ]]; then
   build_scm
   exit 0
@@ -49,7 +53,7 @@ while [[ $# -gt 0 ]]; do
     --baseline) baseline=$2; shift ;;
     --small-objects) small=1 ;;
     --keep) keep=$2; shift ;;
-    *) die "unknown option $1 (see the head of $0)" ;;
+    *) die "unknown option $1 (see --help)" ;;
   esac
   shift
 done

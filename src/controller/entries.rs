@@ -332,6 +332,12 @@ impl EntrySync {
             self.create(&create, &desired, &mut report, &mut call_errors)
                 .await?;
         }
+        // The refusals it reported are counted at once, not at the end of the first full
+        // pass, which waits for the TaskRun cache.
+        if let Some(known) = &self.known {
+            self.metrics
+                .set_entries(None, known.ours.len(), self.refused.len());
+        }
         outcome(report, call_errors)
     }
 
@@ -383,7 +389,7 @@ impl EntrySync {
         plan.delete.extend(known.leftovers.iter().cloned());
         if plan.is_empty() {
             self.metrics
-                .set_entries(report.desired, known.ours.len(), self.refused.len());
+                .set_entries(Some(report.desired), known.ours.len(), self.refused.len());
             return Ok(report);
         }
 
@@ -465,7 +471,7 @@ impl EntrySync {
         }
         if let Some(known) = &self.known {
             self.metrics
-                .set_entries(report.desired, known.ours.len(), self.refused.len());
+                .set_entries(Some(report.desired), known.ours.len(), self.refused.len());
         }
         report.refused = self.refused.values().filter(|r| r.permanent).count();
         outcome(report, call_errors)

@@ -134,15 +134,19 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn set_entries(&self, desired: usize, registered: usize, refused: usize) {
+    /// Sets the entry gauges; `desired` is `None` when only some pods were looked at (the
+    /// early pass), which leaves that gauge as it was.
+    pub(crate) fn set_entries(&self, desired: Option<usize>, registered: usize, refused: usize) {
         for (state, n) in [
             ("desired", desired),
-            ("registered", registered),
-            ("refused", refused),
+            ("registered", Some(registered)),
+            ("refused", Some(refused)),
         ] {
-            self.entries
-                .get_or_create(&StateLabel { state })
-                .set(i64::try_from(n).unwrap_or(i64::MAX));
+            if let Some(n) = n {
+                self.entries
+                    .get_or_create(&StateLabel { state })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
         }
     }
 
@@ -254,9 +258,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_partial_count_leaves_the_desired_gauge_as_it_was() {
+        let m = Metrics::new();
+        m.set_entries(Some(3), 2, 0);
+        m.set_entries(None, 4, 1);
+        let text = m.encode();
+        for line in [
+            "tekton_spire_entries{state=\"desired\"} 3",
+            "tekton_spire_entries{state=\"registered\"} 4",
+            "tekton_spire_entries{state=\"refused\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
+
+    #[test]
     fn every_documented_metric_is_exposed() {
         let m = Metrics::new();
-        m.set_entries(3, 2, 1);
+        m.set_entries(Some(3), 2, 1);
         m.observe_pass(0.2);
         m.observe_registration(0.7);
         m.spire_call("ListEntries", None);
