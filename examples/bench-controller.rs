@@ -234,6 +234,39 @@ impl Drop for Logged {
 // ---------------------------------------------------------------------------------------
 // Statistics.
 
+/// The literal environment that deploy/controller.yaml gives the controller container
+/// (its allocator settings), so that the benchmark measures the controller as deployed.
+fn deployed_env() -> anyhow::Result<Vec<(String, String)>> {
+    use serde::Deserialize as _;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/controller.yaml");
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let doc =
+            serde_yaml_ng::Value::deserialize(doc).with_context(|| format!("parsing {path}"))?;
+        if doc["kind"].as_str() != Some("Deployment") {
+            continue;
+        }
+        let containers = doc["spec"]["template"]["spec"]["containers"].as_sequence();
+        let container = containers
+            .into_iter()
+            .flatten()
+            .find(|c| c["name"].as_str() == Some("controller"))
+            .with_context(|| format!("no controller container in {path}"))?;
+        return Ok(container["env"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                Some((
+                    e["name"].as_str()?.to_owned(),
+                    e["value"].as_str()?.to_owned(),
+                ))
+            })
+            .collect());
+    }
+    bail!("no Deployment in {path}")
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -738,6 +771,7 @@ impl Ctx {
                 let mut cmd = Command::new(&binary);
                 cmd.args(["controller", "--log-format", "json", "--config"])
                     .arg(&config)
+                    .envs(deployed_env()?)
                     .env("KUBECONFIG", &self.args.kubeconfig)
                     // Passes that change nothing are logged at debug level.
                     .env("RUST_LOG", "info,tekton_spire::controller::entries=debug");

@@ -456,3 +456,22 @@ async fn every_pod_passes_the_restricted_pod_security_standard(client: &kube::Cl
         "a pod that allows privilege escalation must be refused: {refused:?}"
     );
 }
+
+/// The benchmark measures the controller with the environment of deploy/controller.yaml;
+/// both Deployments run the same binary and keep glibc to one malloc arena.
+#[test]
+fn both_deployments_keep_glibc_to_one_malloc_arena() {
+    for file in ["controller.yaml", "verdict.yaml"] {
+        let deployment = objects(file)
+            .into_iter()
+            .find(|o| o.types.as_ref().is_some_and(|t| t.kind == "Deployment"))
+            .unwrap();
+        let env = &deployment.data["spec"]["template"]["spec"]["containers"][0]["env"];
+        assert!(
+            env.as_array().is_some_and(|env| env.iter().any(|e| {
+                e["name"] == "GLIBC_TUNABLES" && e["value"] == "glibc.malloc.arena_max=1"
+            })),
+            "{file}: {env}"
+        );
+    }
+}

@@ -31,7 +31,7 @@ use super::events::{Events, Notice, pod_ref, taskrun_ref};
 use super::leader::Leadership;
 use super::metrics::Metrics;
 use super::objects::{CachedPod, CachedTaskRun};
-use super::plan::{Ownership, classify, plan};
+use super::plan::{Classified, Fingerprint, Ownership, plan};
 use crate::config::Config;
 use crate::spire::{
     self, CREATE_BATCH_SIZE, CreateOutcome, DELETE_BATCH_SIZE, EntryId, EntrySpec, ListFilter,
@@ -99,13 +99,6 @@ struct Refusal {
     delay: Duration,
 }
 
-/// The owned entries as last listed, with our own changes applied since.
-#[derive(Debug, Default)]
-struct Known {
-    ours: BTreeMap<EntryId, EntrySpec>,
-    leftovers: Vec<EntryId>,
-}
-
 /// The state of the entry loop.
 pub(crate) struct EntrySync {
     pub(crate) spire: spire::Client,
@@ -115,9 +108,9 @@ pub(crate) struct EntrySync {
     pub(crate) leadership: Leadership,
     pub(crate) metrics: Metrics,
     pub(crate) events: Events,
-    /// `None` until listed, and again after a failure that leaves the server's state
-    /// unsure.
-    known: Option<Known>,
+    /// The owned entries as last listed, with our own changes applied since; `None` until
+    /// listed, and again after a failure that leaves the server's state unsure.
+    known: Option<Classified>,
     refused: HashMap<EntryId, Refusal>,
     /// Unix time this process started: registration latencies are measured only for pods
     /// created since, not for those found at startup.
@@ -228,13 +221,15 @@ impl EntrySync {
         // Dropped first: 10,000 entries are not held twice, and if the list fails, what
         // was known is no longer trusted anyway.
         self.known = None;
-        let listed = self
-            .spire
-            .list_entries(&ListFilter::default())
+        let ownership = self.ownership();
+        let mut listed = Classified::default();
+        self.spire
+            .for_each_entry(&ListFilter::default(), |entry| {
+                listed.add(entry, &ownership);
+            })
             .await
             .map_err(PassError::List)?;
-        let (ours, leftovers) = classify(listed, &self.ownership());
-        self.known = Some(Known { ours, leftovers });
+        self.known = Some(listed);
         Ok(())
     }
 
@@ -413,7 +408,7 @@ impl EntrySync {
                             Ok(entry) => {
                                 report.updated += 1;
                                 tracing::info!(entry_id = %spec.id, spiffe_id = %spec.spiffe_id, "updated entry");
-                                self.remember(entry.spec);
+                                self.remember(&entry.spec);
                             }
                             // Gone behind our back: create it instead, in this pass.
                             Err(spire::Error::EntryRejected {
@@ -524,7 +519,7 @@ impl EntrySync {
                         report.created += 1;
                         tracing::info!(entry_id = %spec.id, spiffe_id = %spec.spiffe_id, parent_id = %spec.parent_id, "created entry");
                         self.registered(spec, desired);
-                        self.remember(outcome.into_entry().spec);
+                        self.remember(&outcome.into_entry().spec);
                     }
                     Err(spire::Error::EntryIdTaken { .. }) => {
                         // Our ID holds something else: what we know is stale.
@@ -538,10 +533,10 @@ impl EntrySync {
         Ok(())
     }
 
-    fn remember(&mut self, spec: EntrySpec) {
+    fn remember(&mut self, spec: &EntrySpec) {
         self.refused.remove(&spec.id);
         if let Some(known) = self.known.as_mut() {
-            known.ours.insert(spec.id.clone(), spec);
+            known.ours.insert(spec.id.clone(), Fingerprint::of(spec));
         }
     }
 

@@ -74,23 +74,68 @@ fn written_shape(rest: &str) -> bool {
     uid || rest.strip_prefix("node.").is_some_and(|n| !n.is_empty())
 }
 
-/// The entries a list returned, split by owner: ours by ID, and the leftovers' IDs.
-pub(crate) fn classify(
-    listed: Vec<Entry>,
-    ownership: &Ownership,
-) -> (BTreeMap<EntryId, EntrySpec>, Vec<EntryId>) {
-    let mut ours = BTreeMap::new();
-    let mut leftovers = Vec::new();
-    for entry in listed {
+/// A digest of the fields of an entry that the controller sets, which is all a plan
+/// compares: what is known of 10,000 entries between passes is their IDs and these, not
+/// their specs (a 32-byte digest instead of about 700 bytes of strings each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fingerprint([u8; 32]);
+
+impl Fingerprint {
+    /// SHA-256 over the compared fields, each length-prefixed, so that no two different
+    /// sets of fields encode alike; the server fills in the others.
+    pub(crate) fn of(spec: &EntrySpec) -> Self {
+        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut text = |s: &str| {
+            digest.update(&(s.len() as u64).to_le_bytes());
+            digest.update(s.as_bytes());
+        };
+        for id in [&spec.spiffe_id, &spec.parent_id] {
+            text(id.trust_domain_name());
+            text(id.path());
+        }
+        text(&spec.hint);
+        for selector in &spec.selectors {
+            text(selector.kind());
+            text(selector.value());
+        }
+        digest.update(&(spec.selectors.len() as u64).to_le_bytes());
+        for number in [
+            spec.x509_svid_ttl.map(|ttl| ttl.as_secs() as i64),
+            spec.expires_at,
+        ] {
+            match number {
+                Some(n) => {
+                    digest.update(&[1]);
+                    digest.update(&n.to_le_bytes());
+                }
+                None => digest.update(&[0]),
+            }
+        }
+        let mut out = [0; 32];
+        out.copy_from_slice(digest.finish().as_ref());
+        Self(out)
+    }
+}
+
+/// What is known of the server's entries: ours by ID, and the leftovers' IDs.
+#[derive(Debug, Default)]
+pub(crate) struct Classified {
+    pub(crate) ours: BTreeMap<EntryId, Fingerprint>,
+    pub(crate) leftovers: Vec<EntryId>,
+}
+
+impl Classified {
+    /// Files one listed entry by its owner.
+    pub(crate) fn add(&mut self, entry: Entry, ownership: &Ownership) {
         match ownership.of(&entry.spec.id) {
             Owner::Ours => {
-                ours.insert(entry.spec.id.clone(), entry.spec);
+                let fingerprint = Fingerprint::of(&entry.spec);
+                self.ours.insert(entry.spec.id, fingerprint);
             }
-            Owner::Leftover => leftovers.push(entry.spec.id),
+            Owner::Leftover => self.leftovers.push(entry.spec.id),
             Owner::Other => {}
         }
     }
-    (ours, leftovers)
 }
 
 /// Plans a pass. Entries are keyed by their deterministic ID (the prefix and the pod
@@ -102,7 +147,7 @@ pub(crate) fn classify(
 /// abandons the pass when listing fails.
 pub(crate) fn plan<'d>(
     desired: impl IntoIterator<Item = (&'d EntryId, &'d EntrySpec)>,
-    known: &BTreeMap<EntryId, EntrySpec>,
+    known: &BTreeMap<EntryId, Fingerprint>,
 ) -> Plan<'d> {
     let mut plan = Plan::default();
     let mut wanted = std::collections::BTreeSet::new();
@@ -110,7 +155,7 @@ pub(crate) fn plan<'d>(
         wanted.insert(id);
         match known.get(id) {
             None => plan.create.push(want),
-            Some(have) if differs(want, have) => plan.update.push(want),
+            Some(have) if Fingerprint::of(want) != *have => plan.update.push(want),
             Some(_) => {}
         }
     }
@@ -120,16 +165,6 @@ pub(crate) fn plan<'d>(
         .cloned()
         .collect();
     plan
-}
-
-/// Compares the fields the controller sets; the server fills in others.
-fn differs(want: &EntrySpec, have: &EntrySpec) -> bool {
-    want.spiffe_id != have.spiffe_id
-        || want.parent_id != have.parent_id
-        || want.selectors != have.selectors
-        || want.x509_svid_ttl != have.x509_svid_ttl
-        || want.hint != have.hint
-        || want.expires_at != have.expires_at
 }
 
 #[cfg(test)]
@@ -163,6 +198,13 @@ mod tests {
         specs.iter().map(|s| (s.id.clone(), s.clone())).collect()
     }
 
+    fn known(specs: &[EntrySpec]) -> BTreeMap<EntryId, Fingerprint> {
+        specs
+            .iter()
+            .map(|s| (s.id.clone(), Fingerprint::of(s)))
+            .collect()
+    }
+
     fn ownership(cleanup: Option<&str>) -> Ownership {
         Ownership {
             prefix: "ts.a.".into(),
@@ -173,7 +215,7 @@ mod tests {
     #[test]
     fn missing_entries_are_created_and_stale_ones_deleted() {
         let want = map(&[spec("ts.a.1", "1"), spec("ts.a.2", "2")]);
-        let have = map(&[spec("ts.a.2", "2"), spec("ts.a.3", "3")]);
+        let have = known(&[spec("ts.a.2", "2"), spec("ts.a.3", "3")]);
         let p = plan(&want, &have);
         assert_eq!(p.create, vec![&spec("ts.a.1", "1")]);
         assert!(p.update.is_empty());
@@ -186,19 +228,19 @@ mod tests {
         hintless.hint = String::new();
         let mut ours_by_hint_only = spec("someone-else", "2");
         ours_by_hint_only.hint = "tekton-spire".into();
-        let (ours, leftovers) = classify(
-            vec![
-                stored(hintless.clone()),
-                stored(ours_by_hint_only),
-                stored(spec("manual-entry", "3")),
-            ],
-            &ownership(None),
-        );
-        assert_eq!(ours, map(&[hintless]));
-        assert!(leftovers.is_empty());
+        let mut listed = Classified::default();
+        for entry in [
+            stored(hintless.clone()),
+            stored(ours_by_hint_only),
+            stored(spec("manual-entry", "3")),
+        ] {
+            listed.add(entry, &ownership(None));
+        }
+        assert_eq!(listed.ours, known(&[hintless]));
+        assert!(listed.leftovers.is_empty());
         // And what is ours but not desired is deleted.
         let nothing = BTreeMap::new();
-        let p = plan(&nothing, &ours);
+        let p = plan(&nothing, &listed.ours);
         assert_eq!(p.delete, vec![EntryId::new("ts.a.1").unwrap()]);
     }
 
@@ -243,20 +285,47 @@ mod tests {
         let mut changed = spec("ts.a.1", "1");
         changed.x509_svid_ttl = Some(Duration::from_secs(60));
         let want = map(&[changed.clone()]);
-        let p = plan(&want, &map(&[spec("ts.a.1", "1")]));
+        let p = plan(&want, &known(&[spec("ts.a.1", "1")]));
         assert_eq!(p.update, vec![&changed]);
         assert!(p.create.is_empty() && p.delete.is_empty());
         let mut later = spec("ts.a.1", "1");
         later.expires_at = Some(1_900_000_600);
         assert_eq!(
-            plan(&map(&[later.clone()]), &map(&[spec("ts.a.1", "1")])).update,
+            plan(&map(&[later.clone()]), &known(&[spec("ts.a.1", "1")])).update,
             vec![&later]
         );
     }
 
     #[test]
+    fn every_compared_field_changes_the_fingerprint_and_nothing_else_does() {
+        let base = spec("ts.a.1", "1");
+        let changes: [fn(&mut EntrySpec); 6] = [
+            |s| s.spiffe_id = "spiffe://example.org/ns/a/taskrun/c".parse().unwrap(),
+            |s| s.parent_id = "spiffe://example.org/tekton-node/m".parse().unwrap(),
+            |s| s.selectors.push(Selector::new("k8s", "ns:a").unwrap()),
+            |s| s.x509_svid_ttl = None,
+            |s| s.hint = "tekton-spire-".into(),
+            |s| s.expires_at = None,
+        ];
+        for (i, change) in changes.iter().enumerate() {
+            let mut changed = base.clone();
+            change(&mut changed);
+            assert_ne!(
+                Fingerprint::of(&changed),
+                Fingerprint::of(&base),
+                "change {i}"
+            );
+        }
+        // What the server fills in, or the controller does not set, is not compared.
+        let mut filled = base.clone();
+        filled.dns_names = vec!["a.example".into()];
+        filled.jwt_svid_ttl = Some(Duration::from_secs(60));
+        assert_eq!(Fingerprint::of(&filled), Fingerprint::of(&base));
+    }
+
+    #[test]
     fn a_converged_state_plans_nothing() {
         let want = map(&[spec("ts.a.1", "1")]);
-        assert!(plan(&want, &want.clone()).is_empty());
+        assert!(plan(&want, &known(&[spec("ts.a.1", "1")])).is_empty());
     }
 }

@@ -259,12 +259,33 @@ impl Client {
     /// not a snapshot), but none appears twice, since the server pages in creation order.
     ///
     /// # Errors
+    /// As [`Client::for_each_entry`].
+    pub async fn list_entries(&self, filter: &ListFilter) -> Result<Vec<Entry>, Error> {
+        let mut entries = Vec::new();
+        self.for_each_entry(filter, |entry| entries.push(entry))
+            .await?;
+        Ok(entries)
+    }
+
+    /// Hands every entry that `filter` selects to `each`, a page at a time, so that a
+    /// caller who keeps less than the whole entry never holds them all (10,000 entries
+    /// are about 8 MB as [`Entry`] values). Returns how many there were.
+    ///
+    /// # Guarantees
+    /// As [`Client::list_entries`], except that on an error `each` has seen the entries of
+    /// the pages before it: the caller must then discard what it gathered.
+    ///
+    /// # Errors
     /// The call's error ([`Error::InvalidArgument`] for a filter the server refuses);
     /// [`Error::InvalidEntry`] if an entry cannot be mapped.
-    pub async fn list_entries(&self, filter: &ListFilter) -> Result<Vec<Entry>, Error> {
+    pub async fn for_each_entry(
+        &self,
+        filter: &ListFilter,
+        mut each: impl FnMut(Entry),
+    ) -> Result<usize, Error> {
         const METHOD: &str = "ListEntries";
         let filter = filter.to_proto();
-        let mut entries = Vec::new();
+        let mut count = 0;
         let mut page_token = String::new();
         loop {
             let request = self.request(api::ListEntriesRequest {
@@ -290,11 +311,12 @@ impl Client {
                 more = !page.next_page_token.is_empty(),
                 "ListEntries page"
             );
+            count += page.entries.len();
             for entry in page.entries {
-                entries.push(Entry::from_proto(entry)?);
+                each(Entry::from_proto(entry)?);
             }
             if page.next_page_token.is_empty() {
-                return Ok(entries);
+                return Ok(count);
             }
             if page.next_page_token == page_token {
                 return Err(Error::UnexpectedResponse {
