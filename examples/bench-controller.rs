@@ -83,6 +83,18 @@ struct Args {
 const SCM_ENTRY_PREFIX: &str = "scm";
 const BURST_DEADLINE: Duration = Duration::from_secs(600);
 const STEADY_SAMPLES: usize = 5;
+/// How long after the creating pass the steady passes start being timed, for both
+/// controllers alike: the server is slower for a while after thousands of writes, and
+/// each controller's first periodic pass falls at a different distance from its creating
+/// pass (ours as it ends, SCM's 10 s later).
+const STEADY_AFTER: Duration = Duration::from_secs(60);
+/// Before each full reconcile the machine is given this long at most to become quiet
+/// (the creation of the objects, or the previous controller's run, leaves the API
+/// server and etcd busy for a while).
+const SETTLE_MAX: Duration = Duration::from_secs(180);
+/// Quiet: less than this share of all cores busy over [`SETTLE_WINDOW`].
+const SETTLE_BUSY: f64 = 0.15;
+const SETTLE_WINDOW: Duration = Duration::from_secs(5);
 
 // ---------------------------------------------------------------------------------------
 // Processes whose stderr lines are timestamped on arrival.
@@ -297,6 +309,78 @@ fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
+}
+
+/// CPU time (user + system) a process has used so far, from /proc/PID/stat.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// The PIDs of the processes whose command name is `comm` (kube-apiserver, etcd: started
+/// by scripts/kube-local.sh, not by this driver).
+fn pids_named(comm: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
+        })
+        .collect()
+}
+
+/// CPU time so far of: the controller under test, the SPIRE server, kube-apiserver and
+/// etcd together.
+fn cpu_split(controller: Option<u32>, spire_server: u32) -> [Duration; 3] {
+    let api: Duration = ["kube-apiserver", "etcd"]
+        .iter()
+        .flat_map(|c| pids_named(c))
+        .filter_map(cpu_time)
+        .sum();
+    [
+        controller.and_then(cpu_time).unwrap_or_default(),
+        cpu_time(spire_server).unwrap_or_default(),
+        api,
+    ]
+}
+
+/// Busy and total jiffies of all cores, from the first line of /proc/stat.
+fn machine_jiffies() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let values: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let idle = values.get(3)? + values.get(4)?;
+    let total: u64 = values.iter().take(8).sum();
+    Some((total - idle, total))
+}
+
+/// Waits until the machine is quiet (under [`SETTLE_BUSY`] busy over a
+/// [`SETTLE_WINDOW`]), at most [`SETTLE_MAX`]; returns how long that took.
+async fn settle() -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < SETTLE_MAX {
+        let before = machine_jiffies();
+        tokio::time::sleep(SETTLE_WINDOW).await;
+        if let (Some((b0, t0)), Some((b1, t1))) = (before, machine_jiffies()) {
+            let busy = (b1 - b0) as f64 / (t1 - t0).max(1) as f64;
+            if busy < SETTLE_BUSY {
+                break;
+            }
+        }
+    }
+    started.elapsed()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1112,6 +1196,11 @@ struct Reconcile {
     initial_pass: Option<Duration>,
     /// Steady-state passes over all entries.
     steady: Vec<Duration>,
+    /// How long the machine took to become quiet before the controller was started.
+    settled: Duration,
+    /// CPU time from the start to every entry created: the controller, the SPIRE
+    /// server, kube-apiserver and etcd.
+    initial_cpu: Option<[Duration; 3]>,
     /// Restart (with all entries present and one deleted) to converged.
     restart: Option<Duration>,
     hwm_kib: Option<u64>,
@@ -1129,9 +1218,15 @@ async fn reconcile(ctx: &Ctx, which: Which, namespace: &str) -> anyhow::Result<R
     if which == Which::Scm {
         create_cluster_spiffe_id(&ctx.client, "bench-reconcile", namespace).await?;
     }
-    let mut out = Reconcile::default();
+    let mut out = Reconcile {
+        settled: settle().await,
+        ..Reconcile::default()
+    };
+    eprintln!("bench: the machine was quiet after {:?}", out.settled);
 
     // 1. From nothing: start with n pods and no entries.
+    let server_pid = spire.server_pid()?;
+    let cpu_before = cpu_split(None, server_pid);
     let mut proc = ctx.spawn(which, &spire, &format!("reconcile-{n}"))?;
     let all = wait_converged(
         &mut proc,
@@ -1143,6 +1238,12 @@ async fn reconcile(ctx: &Ctx, which: Which, namespace: &str) -> anyhow::Result<R
     )
     .await?;
     out.initial = Some(all - proc.spawned);
+    let cpu_after = cpu_split(Some(proc.pid()), server_pid);
+    out.initial_cpu = Some([
+        cpu_after[0],
+        cpu_after[1].saturating_sub(cpu_before[1]),
+        cpu_after[2].saturating_sub(cpu_before[2]),
+    ]);
     tokio::time::sleep(Duration::from_secs(1)).await;
     out.initial_pass = match which {
         Which::Ours | Which::Baseline => our_passes(&proc.lines_from(0)).iter().map(|p| p.1).max(),
@@ -1151,7 +1252,8 @@ async fn reconcile(ctx: &Ctx, which: Which, namespace: &str) -> anyhow::Result<R
     eprintln!("bench: {tag}: {n} entries after {:?}", out.initial);
 
     // 2. Steady state: passes over n entries with nothing to do (an earlier controller:
-    // one entry).
+    // one entry), timed from STEADY_AFTER on.
+    tokio::time::sleep(STEADY_AFTER).await;
     let entries = spire_client
         .list_entries(&ListFilter::default().by_hint(hint.to_owned()))
         .await?;
@@ -1334,8 +1436,31 @@ fn reconcile_rows(ours: &Result<Reconcile, String>, scm: Option<&Result<Reconcil
         &val(Some(ours), &|r| opt(r.initial_pass)),
         &val(scm, &|r| opt(r.initial_pass)),
     );
+    let cpu = |r: &Reconcile| {
+        r.initial_cpu.map_or_else(
+            || "n/a".to_owned(),
+            |[c, s, a]| {
+                format!(
+                    "{:.0} / {:.0} / {:.0} s",
+                    c.as_secs_f64(),
+                    s.as_secs_f64(),
+                    a.as_secs_f64()
+                )
+            },
+        )
+    };
     row(
-        "steady-state pass over all entries: p50 / max",
+        "  CPU meanwhile: controller / SPIRE / API+etcd",
+        &val(Some(ours), &cpu),
+        &val(scm, &cpu),
+    );
+    row(
+        "  machine quiet before the start after",
+        &val(Some(ours), &|r| secs(r.settled)),
+        &val(scm, &|r| secs(r.settled)),
+    );
+    row(
+        "steady pass over all entries, 60 s on: p50 / max",
         &val(Some(ours), &steady),
         &val(scm, &steady),
     );

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt as _};
@@ -628,6 +629,57 @@ async fn a_restart_recreates_a_missing_entry_before_the_taskrun_cache_is_needed(
             assert!(!owned.contains(&format!("{PREFIX}{pod}")), "{owned:?}");
         }
         w.converge("after the restart").await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn a_cold_start_registers_pods_while_their_taskruns_are_still_arriving() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let mut w = World::new("early-many").await;
+        // More pods without an entry than the early pass reads TaskRuns for one at a time
+        // (a new SPIRE server, a first install), and the attacks of the early-pass test.
+        let names: Vec<String> = (0..120).map(|i| format!("many-{i}")).collect();
+        let pods: Vec<String> = futures::stream::iter(&names)
+            .map(|name| w.taskrun_with_pod(name, "node-1"))
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let victim_uid = w.taskrun("victim").await;
+        let impostor = w
+            .claiming_pod("impostor", "victim", &victim_uid, Some("node-1"))
+            .await;
+        let named_uid = taskruns(w.client.clone(), &w.namespace)
+            .get("many-0")
+            .await
+            .unwrap()
+            .uid()
+            .unwrap();
+        let second = w
+            .claiming_pod("many-0-second", "many-0", &named_uid, Some("node-1"))
+            .await;
+        w.start_controller();
+        eventually(CONVERGE, "the early pass", || async {
+            Ok((early_passes(&w.log()).len() == 1).then_some(()))
+        })
+        .await
+        .unwrap();
+        let log = w.log();
+        assert!(
+            log.contains("creating them as their TaskRuns arrive"),
+            "the early pass did not take the TaskRuns of the initial list: {log}"
+        );
+        // Without streaming, over 100 missing pods left the early pass with nothing.
+        assert!(early_passes(&log)[0] >= 1, "{log}");
+        w.converge("every pod's entry").await;
+        let owned = w.owned().await;
+        assert_eq!(owned.len(), pods.len(), "{owned:?}");
+        for pod in [&impostor, &second] {
+            let id = format!("{PREFIX}{pod}");
+            assert!(!owned.contains(&id), "{owned:?}");
+            assert!(!w.log().contains(&format!("created entry entry_id={id}")));
+        }
     })
     .await
     .expect("test timed out");

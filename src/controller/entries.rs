@@ -19,7 +19,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
@@ -59,6 +59,8 @@ pub(crate) struct PassReport {
     pub failed: usize,
     /// Whether the pass listed the server's entries.
     pub listed: bool,
+    /// How long that list took, in milliseconds.
+    pub list_ms: u64,
 }
 
 impl PassReport {
@@ -82,9 +84,12 @@ pub(crate) enum PassError {
     NotLeader,
 }
 
-/// Pods without an entry above which the early pass leaves them to the first full pass:
-/// reading that many TaskRuns one at a time costs more than waiting for the cache.
+/// Pods without an entry above which the early pass takes their TaskRuns from the cache's
+/// initial list as it arrives instead of reading them one at a time.
 const EARLY_PASS_MAX_PODS: usize = 100;
+/// Entries the early pass sends at once while TaskRuns arrive: as many as the create
+/// batches in flight hold, so that the server always has the next batch.
+const EARLY_PASS_CHUNK: usize = CREATE_BATCH_SIZE * CREATE_CONCURRENCY;
 /// TaskRuns the early pass reads at once.
 const EARLY_PASS_READS: usize = 8;
 
@@ -244,11 +249,14 @@ impl EntrySync {
     /// TaskRuns as JSON): creates the entries of the pods that have none, reading their
     /// TaskRuns one at a time from the API server. Creates only, since what to delete
     /// depends on every TaskRun; the binding is checked as in every pass
-    /// ([`desired_entries`]), on TaskRuns as fresh as the cache's. Left to the first full
-    /// pass when more than [`EARLY_PASS_MAX_PODS`] pods lack an entry.
+    /// ([`desired_entries`]), on TaskRuns as fresh as the cache's. When more than
+    /// [`EARLY_PASS_MAX_PODS`] pods lack an entry (a new SPIRE server, a first install),
+    /// it takes their TaskRuns from `arrivals`, the cache's initial list as it arrives,
+    /// and stops when that list ends: the server is at work while the cache fills.
     pub(crate) async fn early_pass(
         &mut self,
         client: &kube::Client,
+        arrivals: mpsc::Receiver<CachedTaskRun>,
     ) -> Result<PassReport, PassError> {
         let mut report = PassReport::default();
         if self.known.is_none() {
@@ -278,10 +286,14 @@ impl EntrySync {
         if missing.len() > EARLY_PASS_MAX_PODS {
             tracing::info!(
                 pods = missing.len(),
-                "many pods lack an entry; the first full pass creates them"
+                "many pods lack an entry; creating them as their TaskRuns arrive"
             );
-            return Ok(report);
+            let missing = missing.into_iter().cloned().collect();
+            return self
+                .create_as_taskruns_arrive(missing, arrivals, report)
+                .await;
         }
+        drop(arrivals);
         // Whoever creates the pod writes the owner reference: a name that no TaskRun can
         // have (TaskRun names are DNS subdomains) would be pasted into the request path.
         let names: std::collections::BTreeSet<(String, String)> = missing
@@ -336,6 +348,87 @@ impl EntrySync {
         outcome(report, call_errors)
     }
 
+    /// The early pass for many pods: creates each pod's entry once its TaskRun has
+    /// arrived, [`EARLY_PASS_CHUNK`] at a time, until `arrivals` ends (the initial list
+    /// is complete and the full passes take over) or no pod waits any more. TaskRuns that
+    /// arrived while the channel was full were dropped by the sender; their pods wait for
+    /// the first full pass.
+    async fn create_as_taskruns_arrive(
+        &mut self,
+        missing: Vec<Arc<CachedPod>>,
+        mut arrivals: mpsc::Receiver<CachedTaskRun>,
+        mut report: PassReport,
+    ) -> Result<PassReport, PassError> {
+        let mut waiting: HashMap<(String, String), Vec<Arc<CachedPod>>> = HashMap::new();
+        for pod in missing {
+            if let (Some(namespace), Some(owner)) = (pod.namespace(), pod.taskrun_owner()) {
+                let key = (namespace, owner.name.clone());
+                waiting.entry(key).or_default().push(pod);
+            }
+        }
+        let mut call_errors = Vec::new();
+        let mut ready: BTreeMap<EntryId, Desired> = BTreeMap::new();
+        let mut open = true;
+        while open && !waiting.is_empty() {
+            // Wait only while there is nothing to send.
+            while ready.len() < EARLY_PASS_CHUNK && !waiting.is_empty() {
+                let next = if ready.is_empty() {
+                    arrivals.recv().await
+                } else {
+                    arrivals.try_recv().ok()
+                };
+                let Some(taskrun) = next else {
+                    open = !arrivals.is_closed() || !arrivals.is_empty();
+                    break;
+                };
+                let (Some(namespace), Some(name)) =
+                    (taskrun.namespace(), taskrun.metadata.name.clone())
+                else {
+                    continue;
+                };
+                let Some(pods) = waiting.remove(&(namespace, name)) else {
+                    continue;
+                };
+                let Some(known) = &self.known else {
+                    return outcome(report, call_errors);
+                };
+                let desired = desired_entries(
+                    &pods,
+                    &TaskRunIndex::new([&taskrun]),
+                    &self.config,
+                    unix_now(),
+                );
+                ready.extend(desired.into_iter().filter(|(id, _)| {
+                    !known.ours.contains_key(id) && !self.refused.contains_key(id)
+                }));
+            }
+            if ready.is_empty() {
+                continue;
+            }
+            let rest = match ready.keys().nth(EARLY_PASS_CHUNK) {
+                Some(first_of_rest) => ready.split_off(&first_of_rest.clone()),
+                None => BTreeMap::new(),
+            };
+            let chunk = std::mem::replace(&mut ready, rest);
+            let specs: Vec<&EntrySpec> = chunk.values().map(|d| &d.spec).collect();
+            report.desired += chunk.len();
+            self.create(&specs, &chunk, &mut report, &mut call_errors)
+                .await?;
+            if self.known.is_none() {
+                break;
+            }
+        }
+        tracing::debug!(
+            pods = waiting.values().map(Vec::len).sum::<usize>(),
+            "early pass done; the first full pass creates the rest"
+        );
+        if let Some(known) = &self.known {
+            self.metrics
+                .set_entries(None, known.ours.len(), self.refused.len());
+        }
+        outcome(report, call_errors)
+    }
+
     fn check_leader(&self) -> Result<(), PassError> {
         if self.leadership.is_valid() {
             Ok(())
@@ -355,8 +448,10 @@ impl EntrySync {
     pub(crate) async fn pass(&mut self, list: bool) -> Result<PassReport, PassError> {
         let mut report = PassReport::default();
         if list || self.known.is_none() {
+            let started = Instant::now();
             self.list().await?;
             report.listed = true;
+            report.list_ms = started.elapsed().as_millis() as u64;
             // A resync retries what the server refused for good.
             if list {
                 self.refused.retain(|_, r| !r.permanent);
@@ -723,6 +818,7 @@ impl EntrySync {
                         tracing::debug!(
                             desired = report.desired,
                             listed = report.listed,
+                            list_ms = report.list_ms,
                             elapsed_ms = elapsed.as_millis() as u64,
                             "entry pass"
                         );

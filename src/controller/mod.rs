@@ -43,8 +43,14 @@ use metrics::Metrics;
 use objects::{CachedPod, CachedTaskRun, compact_pod, keep_labels};
 
 /// How long the early entry pass (entries.rs) may take: it reads at most 100 TaskRuns and
-/// creates at most 100 entries.
+/// creates at most 100 entries, or else creates entries until the TaskRun cache has
+/// filled; past this the first full pass does the rest.
 const EARLY_PASS_DEADLINE: Duration = Duration::from_secs(30);
+
+/// TaskRuns of the initial list held for the early entry pass while it waits on the
+/// server; more arrive than it can register (the server writes some 30 entries a
+/// second), and those left out wait for the first full pass.
+const EARLY_PASS_ARRIVALS: usize = 512;
 
 /// How long shutdown waits for the loops to stop.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -366,11 +372,13 @@ async fn run_as_leader(
         }
     });
     drop(verdict_tx);
+    let (arrivals_tx, arrivals) = tokio::sync::mpsc::channel(EARLY_PASS_ARRIVALS);
     tasks.spawn(forward_events(
         taskrun_events,
         "taskruns",
         components.entries().then(|| Arc::clone(&trigger)),
         to_verdicts,
+        components.entries().then_some(arrivals_tx),
         shutdown.clone(),
     ));
 
@@ -388,6 +396,7 @@ async fn run_as_leader(
             "pods",
             Some(Arc::clone(&trigger)),
             None::<fn(&CachedPod)>,
+            None,
             shutdown.clone(),
         ));
         Some(pod_store)
@@ -440,7 +449,7 @@ async fn run_as_leader(
         // passes; what it did not create, the first of them does.
         let early = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
-            early = tokio::time::timeout(EARLY_PASS_DEADLINE, sync.early_pass(&client)) => early,
+            early = tokio::time::timeout(EARLY_PASS_DEADLINE, sync.early_pass(&client, arrivals)) => early,
         };
         match early {
             Err(_) => tracing::warn!(
@@ -499,12 +508,14 @@ async fn run_as_leader(
 
 /// Drives a reflector stream (which fills its cache) and turns every event into a
 /// trigger for the entry pass and, for each changed object, a call of `each`. Watch
-/// errors are retried by the stream's backoff.
+/// errors are retried by the stream's backoff. The objects of the first initial list go
+/// to `initial` as well, as far as it has room, and it is closed when that list ends.
 async fn forward_events<K: kube::Resource + Clone>(
     events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
     what: &'static str,
     trigger: Option<Arc<Notify>>,
     each: Option<impl Fn(&K)>,
+    mut initial: Option<tokio::sync::mpsc::Sender<K>>,
     shutdown: CancellationToken,
 ) {
     let mut events = std::pin::pin!(events);
@@ -526,6 +537,17 @@ async fn forward_events<K: kube::Resource + Clone>(
                         watcher::Event::Apply(o) | watcher::Event::InitApply(o) => each(o),
                         _ => {}
                     }
+                }
+                match (&event, &initial) {
+                    (watcher::Event::InitApply(o), Some(tx)) => {
+                        if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) =
+                            tx.try_send(o.clone())
+                        {
+                            initial = None;
+                        }
+                    }
+                    (watcher::Event::InitDone, Some(_)) => initial = None,
+                    _ => {}
                 }
                 if let Some(trigger) = &trigger {
                     trigger.notify_one();
