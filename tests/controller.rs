@@ -305,6 +305,31 @@ impl World {
             .unwrap()
     }
 
+    /// The attacks the early pass must refuse like any pass: a pod claiming a new TaskRun
+    /// whose status names no pod yet, and a second pod claiming TaskRun `named`, whose
+    /// status names its own pod. Returns their UIDs.
+    async fn claiming_pods_to_refuse(&self, named: &str) -> [String; 2] {
+        let victim_uid = self.taskrun("victim").await;
+        let impostor = self
+            .claiming_pod("impostor", "victim", &victim_uid, Some("node-1"))
+            .await;
+        let named_uid = taskruns(self.client.clone(), &self.namespace)
+            .get(named)
+            .await
+            .unwrap()
+            .uid()
+            .unwrap();
+        let second = self
+            .claiming_pod(
+                &format!("{named}-second"),
+                named,
+                &named_uid,
+                Some("node-1"),
+            )
+            .await;
+        [impostor, second]
+    }
+
     async fn complete_taskrun(&self, name: &str) {
         let status = json!({"status": {"completionTime": "2026-01-01T00:05:00Z",
             "conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}]}});
@@ -568,22 +593,7 @@ async fn a_restart_recreates_a_missing_entry_before_the_taskrun_cache_is_needed(
         w.start_controller();
         w.taskrun_with_pod("kept", "node-1").await;
         let lost = w.taskrun_with_pod("lost", "node-1").await;
-        // The attacks the early pass must refuse like any pass: a pod claiming a TaskRun
-        // whose status names no pod yet, and a second pod claiming a TaskRun that names
-        // its own pod.
-        let victim_uid = w.taskrun("victim").await;
-        let impostor = w
-            .claiming_pod("impostor", "victim", &victim_uid, Some("node-1"))
-            .await;
-        let kept_uid = taskruns(w.client.clone(), &w.namespace)
-            .get("kept")
-            .await
-            .unwrap()
-            .uid()
-            .unwrap();
-        let second = w
-            .claiming_pod("kept-second", "kept", &kept_uid, Some("node-1"))
-            .await;
+        let [impostor, second] = w.claiming_pods_to_refuse("kept").await;
         w.converge("two entries").await;
         // The first start's early pass created what the pods it saw needed, if any (the
         // shared API server's other pods included: it may still be at them).
@@ -646,19 +656,7 @@ async fn a_cold_start_registers_pods_while_their_taskruns_are_still_arriving() {
             .buffer_unordered(16)
             .collect()
             .await;
-        let victim_uid = w.taskrun("victim").await;
-        let impostor = w
-            .claiming_pod("impostor", "victim", &victim_uid, Some("node-1"))
-            .await;
-        let named_uid = taskruns(w.client.clone(), &w.namespace)
-            .get("many-0")
-            .await
-            .unwrap()
-            .uid()
-            .unwrap();
-        let second = w
-            .claiming_pod("many-0-second", "many-0", &named_uid, Some("node-1"))
-            .await;
+        let [impostor, second] = w.claiming_pods_to_refuse("many-0").await;
         w.start_controller();
         eventually(CONVERGE, "the early pass", || async {
             Ok((early_passes(&w.log()).len() == 1).then_some(()))
