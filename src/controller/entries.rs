@@ -351,8 +351,9 @@ impl EntrySync {
     /// The early pass for many pods: creates each pod's entry once its TaskRun has
     /// arrived, [`EARLY_PASS_CHUNK`] at a time, until `arrivals` ends (the initial list
     /// is complete and the full passes take over) or no pod waits any more. TaskRuns that
-    /// arrived while the channel was full were dropped by the sender; their pods wait for
-    /// the first full pass.
+    /// arrived while the channel was full were dropped by the sender (which sends only
+    /// TaskRuns that name a pod and have not completed); their pods wait for the first
+    /// full pass.
     async fn create_as_taskruns_arrive(
         &mut self,
         missing: Vec<Arc<CachedPod>>,
@@ -405,11 +406,8 @@ impl EntrySync {
             if ready.is_empty() {
                 continue;
             }
-            let rest = match ready.keys().nth(EARLY_PASS_CHUNK) {
-                Some(first_of_rest) => ready.split_off(&first_of_rest.clone()),
-                None => BTreeMap::new(),
-            };
-            let chunk = std::mem::replace(&mut ready, rest);
+            // All of it: a chunk, and a node alias entry that came with its last pod.
+            let chunk = std::mem::take(&mut ready);
             let specs: Vec<&EntrySpec> = chunk.values().map(|d| &d.spec).collect();
             report.desired += chunk.len();
             self.create(&specs, &chunk, &mut report, &mut call_errors)
@@ -427,6 +425,12 @@ impl EntrySync {
                 .set_entries(None, known.ours.len(), self.refused.len());
         }
         outcome(report, call_errors)
+    }
+
+    /// Forgets what is known of the server's entries, so that the next pass lists them:
+    /// for a pass cut short, whose creates may have been made without being recorded.
+    pub(crate) fn forget_known(&mut self) {
+        self.known = None;
     }
 
     fn check_leader(&self) -> Result<(), PassError> {

@@ -378,7 +378,13 @@ async fn run_as_leader(
         "taskruns",
         components.entries().then(|| Arc::clone(&trigger)),
         to_verdicts,
-        components.entries().then_some(arrivals_tx),
+        // Only what could give a pod an entry, so that completed TaskRuns (most of a
+        // cluster's) do not crowd the channel.
+        components
+            .entries()
+            .then_some((arrivals_tx, |tr: &CachedTaskRun| {
+                tr.status.pod_name.is_some() && !tr.completed()
+            })),
         shutdown.clone(),
     ));
 
@@ -452,10 +458,14 @@ async fn run_as_leader(
             early = tokio::time::timeout(EARLY_PASS_DEADLINE, sync.early_pass(&client, arrivals)) => early,
         };
         match early {
-            Err(_) => tracing::warn!(
-                deadline = ?EARLY_PASS_DEADLINE,
-                "the early entry pass did not finish in time; the first full pass completes it"
-            ),
+            Err(_) => {
+                // Creates cut off mid-call may have been made unrecorded.
+                sync.forget_known();
+                tracing::warn!(
+                    deadline = ?EARLY_PASS_DEADLINE,
+                    "the early entry pass did not finish in time; the first full pass completes it"
+                );
+            }
             Ok(Ok(report)) => tracing::info!(
                 created = report.created,
                 failed = report.failed,
@@ -506,16 +516,20 @@ async fn run_as_leader(
     Ok(())
 }
 
+/// Where the objects of a first initial list go as well, and which of them.
+type InitialTap<K> = (tokio::sync::mpsc::Sender<K>, fn(&K) -> bool);
+
 /// Drives a reflector stream (which fills its cache) and turns every event into a
 /// trigger for the entry pass and, for each changed object, a call of `each`. Watch
-/// errors are retried by the stream's backoff. The objects of the first initial list go
-/// to `initial` as well, as far as it has room, and it is closed when that list ends.
+/// errors are retried by the stream's backoff. The objects of the first initial list that
+/// `initial`'s function accepts go to its channel as well, as far as it has room, and the
+/// channel is closed when that list ends.
 async fn forward_events<K: kube::Resource + Clone>(
     events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
     what: &'static str,
     trigger: Option<Arc<Notify>>,
     each: Option<impl Fn(&K)>,
-    mut initial: Option<tokio::sync::mpsc::Sender<K>>,
+    mut initial: Option<InitialTap<K>>,
     shutdown: CancellationToken,
 ) {
     let mut events = std::pin::pin!(events);
@@ -539,7 +553,7 @@ async fn forward_events<K: kube::Resource + Clone>(
                     }
                 }
                 match (&event, &initial) {
-                    (watcher::Event::InitApply(o), Some(tx)) => {
+                    (watcher::Event::InitApply(o), Some((tx, wanted))) if wanted(o) => {
                         if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) =
                             tx.try_send(o.clone())
                         {
