@@ -330,6 +330,15 @@ impl World {
         [impostor, second]
     }
 
+    /// Waits until the controller has logged `n` early entry passes.
+    async fn wait_early_passes(&self, n: usize) {
+        eventually(CONVERGE, "the early pass", || async {
+            Ok((early_passes(&self.log()).len() == n).then_some(()))
+        })
+        .await
+        .unwrap();
+    }
+
     async fn complete_taskrun(&self, name: &str) {
         let status = json!({"status": {"completionTime": "2026-01-01T00:05:00Z",
             "conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}]}});
@@ -598,11 +607,7 @@ async fn a_restart_recreates_a_missing_entry_before_the_taskrun_cache_is_needed(
         w.converge("two entries").await;
         // The first start's early pass created what the pods it saw needed, if any (the
         // shared API server's other pods included: it may still be at them).
-        eventually(CONVERGE, "the first early pass", || async {
-            Ok((early_passes(&w.log()).len() == 1).then_some(()))
-        })
-        .await
-        .unwrap();
+        w.wait_early_passes(1).await;
         w.stop_controller();
 
         // Lost while the controller was down.
@@ -613,11 +618,7 @@ async fn a_restart_recreates_a_missing_entry_before_the_taskrun_cache_is_needed(
             .await
             .unwrap();
         w.start_controller();
-        eventually(CONVERGE, "the early pass", || async {
-            Ok((early_passes(&w.log()).len() == 2).then_some(()))
-        })
-        .await
-        .unwrap();
+        w.wait_early_passes(2).await;
         // The early pass, not a full one, put it back (other tests' pods created while
         // this controller was down may have had theirs created with it), and gave the
         // impostors nothing.
@@ -659,11 +660,7 @@ async fn a_cold_start_registers_pods_while_their_taskruns_are_still_arriving() {
             .await;
         let [impostor, second] = w.claiming_pods_to_refuse("many-0").await;
         w.start_controller();
-        eventually(CONVERGE, "the early pass", || async {
-            Ok((early_passes(&w.log()).len() == 1).then_some(()))
-        })
-        .await
-        .unwrap();
+        w.wait_early_passes(1).await;
         let log = w.log();
         assert!(
             log.contains("creating them as their TaskRuns arrive"),

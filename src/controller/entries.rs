@@ -19,6 +19,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -374,13 +375,17 @@ impl EntrySync {
             // Wait only while there is nothing to send.
             while ready.len() < EARLY_PASS_CHUNK && !waiting.is_empty() {
                 let next = if ready.is_empty() {
-                    arrivals.recv().await
+                    arrivals.recv().await.ok_or(TryRecvError::Disconnected)
                 } else {
-                    arrivals.try_recv().ok()
+                    arrivals.try_recv()
                 };
-                let Some(taskrun) = next else {
-                    open = !arrivals.is_closed() || !arrivals.is_empty();
-                    break;
+                let taskrun = match next {
+                    Ok(taskrun) => taskrun,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
                 };
                 let (Some(namespace), Some(name)) =
                     (taskrun.namespace(), taskrun.metadata.name.clone())
@@ -390,9 +395,8 @@ impl EntrySync {
                 let Some(pods) = waiting.remove(&(namespace, name)) else {
                     continue;
                 };
-                let Some(known) = &self.known else {
-                    return outcome(report, call_errors);
-                };
+                // Set: the loop ends as soon as a create leaves it unset.
+                let known = self.known.as_ref();
                 let desired = desired_entries(
                     &pods,
                     &TaskRunIndex::new([&taskrun]),
@@ -400,7 +404,8 @@ impl EntrySync {
                     unix_now(),
                 );
                 ready.extend(desired.into_iter().filter(|(id, _)| {
-                    !known.ours.contains_key(id) && !self.refused.contains_key(id)
+                    known.is_some_and(|k| !k.ours.contains_key(id))
+                        && !self.refused.contains_key(id)
                 }));
             }
             if ready.is_empty() {
