@@ -659,6 +659,9 @@ async fn a_cold_start_registers_pods_while_their_taskruns_are_still_arriving() {
             .collect()
             .await;
         let [impostor, second] = w.claiming_pods_to_refuse("many-0").await;
+        // Creation times have whole seconds, and a pod created in the second the
+        // controller starts counts as created since: start in a later one.
+        tokio::time::sleep(Duration::from_secs(1)).await;
         w.start_controller();
         w.wait_early_passes(1).await;
         let log = w.log();
@@ -676,6 +679,39 @@ async fn a_cold_start_registers_pods_while_their_taskruns_are_still_arriving() {
             assert!(!owned.contains(&id), "{owned:?}");
             assert!(!w.log().contains(&format!("created entry entry_id={id}")));
         }
+        // Registering pods found at startup publishes at most 100 events (the
+        // controller's STARTUP_EVENTS); a pod created since still gets its own, and it
+        // is queued after theirs, so once it is there theirs have all been published.
+        w.taskrun_with_pod("late", "node-1").await;
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(w.client.clone(), &w.namespace);
+        let registered_for = |taskrun: &'static str| {
+            let events = events.clone();
+            async move {
+                let list = events.list(&ListParams::default()).await?;
+                Ok::<_, kube::Error>(
+                    list.items
+                        .into_iter()
+                        .filter(|e| e.reason.as_deref() == Some("EntryRegistered"))
+                        .filter_map(|e| e.regarding.and_then(|r| r.name))
+                        .filter(|name| taskrun.is_empty() || name == taskrun)
+                        .count(),
+                )
+            }
+        };
+        eventually(CONVERGE, "the late pod's EntryRegistered event", || async {
+            Ok((registered_for("late").await? == 1).then_some(()))
+        })
+        .await
+        .unwrap();
+        let all = registered_for("").await.unwrap();
+        assert_eq!(all, 100 + 1, "EntryRegistered events: {all}");
+        assert!(
+            w.log()
+                .contains("the entries of the others are only logged"),
+            "{}",
+            w.log()
+        );
     })
     .await
     .expect("test timed out");

@@ -94,6 +94,13 @@ const EARLY_PASS_CHUNK: usize = CREATE_BATCH_SIZE * CREATE_CONCURRENCY;
 /// TaskRuns the early pass reads at once.
 const EARLY_PASS_READS: usize = 8;
 
+/// `EntryRegistered` events published for pods that were already there when this process
+/// started. Past these, their registrations are only logged: after a SPIRE server lost
+/// its entries, re-registering 10,000 running pods would otherwise write 10,000 events
+/// to etcd while the API server is needed most, for news that nobody is waiting on.
+/// Pods created since the start, and refusals, always get their event.
+const STARTUP_EVENTS: usize = 100;
+
 /// An entry the server did not take, and when to try it again.
 #[derive(Debug)]
 struct Refusal {
@@ -119,8 +126,11 @@ pub(crate) struct EntrySync {
     known: Option<Classified>,
     refused: HashMap<EntryId, Refusal>,
     /// Unix time this process started: registration latencies are measured only for pods
-    /// created since, not for those found at startup.
+    /// created since, not for those found at startup. Creation times have whole seconds,
+    /// so a pod created in the second of the start counts as created since.
     started_at: i64,
+    /// `EntryRegistered` events left for pods found at startup ([`STARTUP_EVENTS`]).
+    startup_events: usize,
 }
 
 /// The current Unix time in seconds.
@@ -211,6 +221,7 @@ impl EntrySync {
             known: None,
             refused: HashMap::new(),
             started_at: unix_now(),
+            startup_events: STARTUP_EVENTS,
         }
     }
 
@@ -651,17 +662,30 @@ impl EntrySync {
         }
     }
 
-    /// An entry created for a pod: latency and an event on its TaskRun.
-    fn registered(&self, spec: &EntrySpec, desired: &BTreeMap<EntryId, Desired>) {
+    /// An entry created for a pod: latency and an event on its TaskRun (for a pod found at
+    /// startup, only while [`STARTUP_EVENTS`] lasts).
+    fn registered(&mut self, spec: &EntrySpec, desired: &BTreeMap<EntryId, Desired>) {
         let Some(owner) = desired.get(&spec.id).and_then(Desired::owner) else {
             return;
         };
-        if let Some(created) = owner.pod_created
-            && created >= self.started_at
-        {
-            let seconds = (k8s_openapi::jiff::Timestamp::now().as_millisecond() as f64 / 1000.0)
-                - created as f64;
-            self.metrics.observe_registration(seconds.max(0.0));
+        match owner.pod_created {
+            Some(created) if created >= self.started_at => {
+                let seconds = (k8s_openapi::jiff::Timestamp::now().as_millisecond() as f64
+                    / 1000.0)
+                    - created as f64;
+                self.metrics.observe_registration(seconds.max(0.0));
+            }
+            _ if self.startup_events == 0 => return,
+            _ => {
+                self.startup_events -= 1;
+                if self.startup_events == 0 {
+                    tracing::info!(
+                        events = STARTUP_EVENTS,
+                        "published as many EntryRegistered events for pods found at startup \
+                         as it may; the entries of the others are only logged"
+                    );
+                }
+            }
         }
         self.events.send(entry_notice(
             owner,
