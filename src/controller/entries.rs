@@ -38,7 +38,10 @@ use crate::spire::{
     self, CREATE_BATCH_SIZE, CreateOutcome, DELETE_BATCH_SIZE, EntryId, EntrySpec, ListFilter,
 };
 
-/// Bursts of watch events closer than this share one pass.
+/// Passes triggered by watch events start at least this long after the last one ended:
+/// events that arrive meanwhile share one pass, and a pass over thousands of pods (tens
+/// of milliseconds of CPU) cannot run back to back. An event after a quiet spell starts
+/// a pass at once.
 const DEBOUNCE: Duration = Duration::from_millis(50);
 /// Create batches in flight at once: the server works on one while the next travels.
 const CREATE_CONCURRENCY: usize = 2;
@@ -789,6 +792,7 @@ impl EntrySync {
             Instant::now()
         };
         let mut backoff_until: Option<Instant> = None;
+        let mut last_pass_end = Instant::now();
         loop {
             let wake = [Some(next_resync), backoff_until, self.next_retry()]
                 .into_iter()
@@ -809,7 +813,7 @@ impl EntrySync {
                 () = triggered => {
                     tokio::select! {
                         () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(DEBOUNCE) => {}
+                        () = tokio::time::sleep_until(last_pass_end + DEBOUNCE) => {}
                     }
                 }
                 () = tokio::time::sleep_until(wake) => {}
@@ -823,8 +827,9 @@ impl EntrySync {
                 () = shutdown.cancelled() => return,
                 result = tracing::Instrument::instrument(self.pass(resync), span) => result,
             };
+            last_pass_end = Instant::now();
             if resync {
-                next_resync = Instant::now() + config.resync_interval;
+                next_resync = last_pass_end + config.resync_interval;
             }
             let elapsed = started.elapsed();
             match result {
