@@ -100,6 +100,17 @@ impl World {
 
     /// A controller process logging to `<name>.log`.
     fn spawn_controller(&self, kubeconfig: &std::path::Path, name: &str) -> Child {
+        self.spawn_controller_as(kubeconfig, name, name)
+    }
+
+    /// The same, with `pod_name` as its pod's name (its lease holder and the reporting
+    /// instance of its events).
+    fn spawn_controller_as(
+        &self,
+        kubeconfig: &std::path::Path,
+        name: &str,
+        pod_name: &str,
+    ) -> Child {
         let log_path = self.dir.path().join(format!("{name}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -111,7 +122,7 @@ impl World {
             .arg(self.dir.path().join("config.yaml"))
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info")
-            .env("POD_NAME", name)
+            .env("POD_NAME", pod_name)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -660,9 +671,13 @@ async fn a_cold_start_registers_pods_while_their_taskruns_are_still_arriving() {
             .await;
         let [impostor, second] = w.claiming_pods_to_refuse("many-0").await;
         // Creation times have whole seconds, and a pod created in the second the
-        // controller starts counts as created since: start in a later one.
+        // controller starts counts as created since: start in a later one. Every test's
+        // controller sees every namespace, so this one's events are told apart by its
+        // reporting instance.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        w.start_controller();
+        let instance = format!("controller-{}", w.namespace);
+        let kubeconfig = w.kube.kubeconfig_path().to_owned();
+        w.controller = Some(w.spawn_controller_as(&kubeconfig, "controller", &instance));
         w.wait_early_passes(1).await;
         let log = w.log();
         assert!(
@@ -680,19 +695,22 @@ async fn a_cold_start_registers_pods_while_their_taskruns_are_still_arriving() {
             assert!(!w.log().contains(&format!("created entry entry_id={id}")));
         }
         // Registering pods found at startup publishes at most 100 events (the
-        // controller's STARTUP_EVENTS); a pod created since still gets its own, and it
-        // is queued after theirs, so once it is there theirs have all been published.
+        // controller's STARTUP_EVENTS, shared with the pods other tests left in other
+        // namespaces); a pod created since still gets its own, and it is queued after
+        // theirs, so once it is there theirs have all been published.
         w.taskrun_with_pod("late", "node-1").await;
         let events: Api<k8s_openapi::api::events::v1::Event> =
             Api::namespaced(w.client.clone(), &w.namespace);
         let registered_for = |taskrun: &'static str| {
             let events = events.clone();
+            let instance = instance.clone();
             async move {
                 let list = events.list(&ListParams::default()).await?;
                 Ok::<_, kube::Error>(
                     list.items
                         .into_iter()
                         .filter(|e| e.reason.as_deref() == Some("EntryRegistered"))
+                        .filter(|e| e.reporting_instance.as_deref() == Some(instance.as_str()))
                         .filter_map(|e| e.regarding.and_then(|r| r.name))
                         .filter(|name| taskrun.is_empty() || name == taskrun)
                         .count(),
@@ -704,8 +722,9 @@ async fn a_cold_start_registers_pods_while_their_taskruns_are_still_arriving() {
         })
         .await
         .unwrap();
+        // Without the limit, all 120 and the late one.
         let all = registered_for("").await.unwrap();
-        assert_eq!(all, 100 + 1, "EntryRegistered events: {all}");
+        assert!(all <= 100 + 1, "EntryRegistered events: {all}");
         assert!(
             w.log()
                 .contains("the entries of the others are only logged"),

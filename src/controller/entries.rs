@@ -97,11 +97,12 @@ const EARLY_PASS_CHUNK: usize = CREATE_BATCH_SIZE * CREATE_CONCURRENCY;
 /// TaskRuns the early pass reads at once.
 const EARLY_PASS_READS: usize = 8;
 
-/// `EntryRegistered` events published for pods that were already there when this process
-/// started. Past these, their registrations are only logged: after a SPIRE server lost
-/// its entries, re-registering 10,000 running pods would otherwise write 10,000 events
-/// to etcd while the API server is needed most, for news that nobody is waiting on.
-/// Pods created since the start, and refusals, always get their event.
+/// `EntryRegistered` events published for pods that were already there when this replica
+/// began reconciling. Past these, their registrations are only logged: after a SPIRE
+/// server lost its entries, re-registering 10,000 running pods would otherwise write
+/// 10,000 events to etcd while the API server is needed most, for news that nobody is
+/// waiting on. Pods created since, and refusals, get their event (as long as the
+/// publisher's queue has room, events.rs).
 const STARTUP_EVENTS: usize = 100;
 
 /// An entry the server did not take, and when to try it again.
@@ -128,12 +129,14 @@ pub(crate) struct EntrySync {
     /// listed, and again after a failure that leaves the server's state unsure.
     known: Option<Classified>,
     refused: HashMap<EntryId, Refusal>,
-    /// Unix time this process started: registration latencies are measured only for pods
-    /// created since, not for those found at startup. Creation times have whole seconds,
-    /// so a pod created in the second of the start counts as created since.
+    /// Unix time this replica began reconciling: registration latencies are measured
+    /// only for pods created since, not for those found at startup. Creation times have
+    /// whole seconds, so a pod created in the second of the start counts as created since.
     started_at: i64,
     /// `EntryRegistered` events left for pods found at startup ([`STARTUP_EVENTS`]).
     startup_events: usize,
+    /// Registrations of pods found at startup that got no event.
+    startup_unreported: usize,
 }
 
 /// The current Unix time in seconds.
@@ -225,6 +228,7 @@ impl EntrySync {
             refused: HashMap::new(),
             started_at: unix_now(),
             startup_events: STARTUP_EVENTS,
+            startup_unreported: 0,
         }
     }
 
@@ -678,17 +682,18 @@ impl EntrySync {
                     - created as f64;
                 self.metrics.observe_registration(seconds.max(0.0));
             }
-            _ if self.startup_events == 0 => return,
-            _ => {
-                self.startup_events -= 1;
-                if self.startup_events == 0 {
+            _ if self.startup_events == 0 => {
+                self.startup_unreported += 1;
+                if self.startup_unreported == 1 {
                     tracing::info!(
                         events = STARTUP_EVENTS,
                         "published as many EntryRegistered events for pods found at startup \
                          as it may; the entries of the others are only logged"
                     );
                 }
+                return;
             }
+            _ => self.startup_events -= 1,
         }
         self.events.send(entry_notice(
             owner,
@@ -792,7 +797,10 @@ impl EntrySync {
             Instant::now()
         };
         let mut backoff_until: Option<Instant> = None;
-        let mut last_pass_end = Instant::now();
+        // As if a pass had just ended DEBOUNCE ago: the first event starts one at once.
+        let mut last_pass_end = Instant::now()
+            .checked_sub(DEBOUNCE)
+            .unwrap_or_else(Instant::now);
         loop {
             let wake = [Some(next_resync), backoff_until, self.next_retry()]
                 .into_iter()
