@@ -593,8 +593,13 @@ fn reattest_agents(node: &Node) -> anyhow::Result<()> {
         "status",
         "daemonset/spire-agent",
         "--timeout=120s",
-    ])
-    .map(drop)
+    ])?;
+    // The new attestation's node selectors are in the server's datastore now, but the
+    // agent's first sync may have been served from the server's entry cache as it was
+    // before (reloaded every 2 s, spire-config/kubernetes/server.conf), and the agent
+    // drops what it got then only at its next sync (every 2 s, agent.conf). Twice both.
+    std::thread::sleep(Duration::from_secs(8));
+    Ok(())
 }
 
 /// A pod that asks the Workload API for any identity with the helper; the helper's
