@@ -135,8 +135,8 @@ pub(crate) struct EntrySync {
     started_at: i64,
     /// `EntryRegistered` events left for pods found at startup ([`STARTUP_EVENTS`]).
     startup_events: usize,
-    /// Registrations of pods found at startup that got no event.
-    startup_unreported: usize,
+    /// Whether the log has said that [`STARTUP_EVENTS`] ran out.
+    startup_events_spent: bool,
 }
 
 /// The current Unix time in seconds.
@@ -228,7 +228,7 @@ impl EntrySync {
             refused: HashMap::new(),
             started_at: unix_now(),
             startup_events: STARTUP_EVENTS,
-            startup_unreported: 0,
+            startup_events_spent: false,
         }
     }
 
@@ -683,8 +683,7 @@ impl EntrySync {
                 self.metrics.observe_registration(seconds.max(0.0));
             }
             _ if self.startup_events == 0 => {
-                self.startup_unreported += 1;
-                if self.startup_unreported == 1 {
+                if !std::mem::replace(&mut self.startup_events_spent, true) {
                     tracing::info!(
                         events = STARTUP_EVENTS,
                         "published as many EntryRegistered events for pods found at startup \
