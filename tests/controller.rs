@@ -502,8 +502,6 @@ async fn an_entry_follows_its_pod_from_scheduling_to_completion() {
             selectors,
             [
                 "k8s:container-name:step-sign".to_owned(),
-                format!("k8s:ns:{}", w.namespace),
-                "k8s:pod-name:build-1-pod".to_owned(),
                 format!("k8s:pod-uid:{pod_uid}"),
             ]
         );
@@ -1341,8 +1339,6 @@ async fn a_refused_entry_is_reported_on_its_taskrun_and_holds_no_other_back() {
             format!("spiffe://{td}/tekton-node/node-1").parse().unwrap(),
             [
                 "k8s:container-name:step-sign".parse().unwrap(),
-                format!("k8s:ns:{}", w.namespace).parse().unwrap(),
-                "k8s:pod-name:taken-pod".parse().unwrap(),
                 format!("k8s:pod-uid:{pod_uid}").parse().unwrap(),
             ],
         );

@@ -115,13 +115,18 @@ pub(crate) fn entry_for(
     let parent_id = format!("spiffe://{td}{}{node}", config.node_alias_prefix)
         .parse()
         .map_err(|_| Skip::Unnamable)?;
-    let uid = pod.uid().unwrap_or_default();
+    // The only selector that names the pod: never empty (the API server sets every UID).
+    let uid = pod
+        .uid()
+        .filter(|uid| !uid.is_empty())
+        .ok_or(Skip::Unnamable)?;
     let id = pod_entry_id(config, &uid).ok_or(Skip::Unnamable)?;
-    let mut selectors = vec![
-        Selector::new("k8s", format!("pod-uid:{uid}")),
-        Selector::new("k8s", format!("ns:{namespace}")),
-        Selector::new("k8s", format!("pod-name:{pod_name}")),
-    ];
+    // The pod's UID alone names it, and with it its namespace and name: the API server
+    // chooses it, once. No `k8s:ns` or `k8s:pod-name` then: they would narrow nothing, and
+    // every selector that many entries share makes each create slower on the server,
+    // whose check for a similar entry reads every entry holding each of its selectors
+    // (docs/controller.md).
+    let mut selectors = vec![Selector::new("k8s", format!("pod-uid:{uid}"))];
     if let Some(container) = &config.signing_container {
         selectors.push(Selector::new("k8s", format!("container-name:{container}")));
     }
@@ -366,12 +371,7 @@ mod tests {
         let selectors: Vec<String> = spec.selectors.iter().map(ToString::to_string).collect();
         assert_eq!(
             selectors,
-            [
-                "k8s:container-name:step-sign",
-                "k8s:ns:team",
-                "k8s:pod-name:build-pod",
-                "k8s:pod-uid:pod-uid"
-            ]
+            ["k8s:container-name:step-sign", "k8s:pod-uid:pod-uid"]
         );
         assert_eq!(spec.x509_svid_ttl, Some(Duration::from_secs(1800)));
         assert_eq!(spec.hint, "tekton-spire");
@@ -544,6 +544,14 @@ mod tests {
     }
 
     #[test]
+    fn a_pod_without_a_uid_gets_no_entry() {
+        let mut p = pod(Some("n"), "Running", "tr-uid");
+        p.metadata.uid = Some(String::new());
+        let got = entry_for(&p, &taskrun(recorded(), None), &config(), START);
+        assert!(matches!(got, Err(Skip::Unnamable)), "{got:?}");
+    }
+
+    #[test]
     fn narrowing_to_the_signing_container_is_optional() {
         let mut c = config();
         c.signing_container = None;
@@ -554,6 +562,7 @@ mod tests {
             START,
         )
         .unwrap();
-        assert_eq!(spec.selectors.len(), 3);
+        let selectors: Vec<String> = spec.selectors.iter().map(ToString::to_string).collect();
+        assert_eq!(selectors, ["k8s:pod-uid:pod-uid"]);
     }
 }
