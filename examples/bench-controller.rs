@@ -78,6 +78,11 @@ struct Args {
     small_objects: bool,
     #[arg(long, default_value = "")]
     scm_version: String,
+    /// Rounds of each phase, alternating which controller goes first. Each row then gives
+    /// the median over the rounds (peak RSS: the largest), and every round's headline
+    /// figures follow the table: one run on this machine varies by 10 % or more.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=9))]
+    rounds: u16,
 }
 
 const SCM_ENTRY_PREFIX: &str = "scm";
@@ -672,7 +677,7 @@ fn cluster_spiffe_id_api(client: &Client) -> Api<DynamicObject> {
 }
 
 /// The ClusterSPIFFEID equivalent to the controller's entries: same SPIFFE ID, the same
-/// four selectors (SCM always adds k8s:pod-uid), the same TTL; parent from SCM's
+/// two selectors (SCM always adds k8s:pod-uid), the same TTL; parent from SCM's
 /// parentIDTemplate (see `scm_config`).
 async fn create_cluster_spiffe_id(
     client: &Client,
@@ -686,11 +691,8 @@ async fn create_cluster_spiffe_id(
             "spiffeIDTemplate": "spiffe://{{ .TrustDomain }}/ns/{{ .PodMeta.Namespace }}/taskrun/{{ index .PodMeta.Labels \"tekton.dev/taskRun\" }}",
             "podSelector": {"matchExpressions": [{"key": "tekton.dev/taskRun", "operator": "Exists"}]},
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-            "workloadSelectorTemplates": [
-                "k8s:ns:{{ .PodMeta.Namespace }}",
-                "k8s:pod-name:{{ .PodMeta.Name }}",
-                "k8s:container-name:step-sign",
-            ],
+            // SCM adds k8s:pod-uid itself: the same two selectors as ours.
+            "workloadSelectorTemplates": ["k8s:container-name:step-sign"],
             "ttl": "30m",
             "hint": "scm-bench",
         },
@@ -1049,7 +1051,16 @@ async fn step_transitions(
     Ok(calls as f64 * 60.0 / elapsed.as_secs_f64())
 }
 
-async fn burst(ctx: &Ctx, which: Which) -> anyhow::Result<Burst> {
+/// The name of a log or config file of `round` (0-based): the first round's has none.
+fn round_tag(base: String, round: usize) -> String {
+    if round == 0 {
+        base
+    } else {
+        format!("{base}-round{}", round + 1)
+    }
+}
+
+async fn burst(ctx: &Ctx, which: Which, round: usize) -> anyhow::Result<Burst> {
     let tag = match which {
         Which::Ours => "ours",
         Which::Baseline => "baseline",
@@ -1061,7 +1072,11 @@ async fn burst(ctx: &Ctx, which: Which) -> anyhow::Result<Burst> {
     if which == Which::Scm {
         create_cluster_spiffe_id(&ctx.client, "bench-burst", &namespace).await?;
     }
-    let mut proc = ctx.spawn(which, &spire, &format!("burst-{}", ctx.args.pods))?;
+    let mut proc = ctx.spawn(
+        which,
+        &spire,
+        &round_tag(format!("burst-{}", ctx.args.pods), round),
+    )?;
     ctx.wait_ready(which, &mut proc).await?;
     // Let the first pass (or SCM's informers) settle before the clock starts.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -1207,7 +1222,12 @@ struct Reconcile {
     problems: Vec<String>,
 }
 
-async fn reconcile(ctx: &Ctx, which: Which, namespace: &str) -> anyhow::Result<Reconcile> {
+async fn reconcile(
+    ctx: &Ctx,
+    which: Which,
+    namespace: &str,
+    round: usize,
+) -> anyhow::Result<Reconcile> {
     let n = ctx.args.reconcile_pods;
     let (tag, hint) = match which {
         Which::Ours | Which::Baseline => ("ours", "tekton-spire"),
@@ -1227,7 +1247,7 @@ async fn reconcile(ctx: &Ctx, which: Which, namespace: &str) -> anyhow::Result<R
     // 1. From nothing: start with n pods and no entries.
     let server_pid = spire.server_pid()?;
     let cpu_before = cpu_split(None, server_pid);
-    let mut proc = ctx.spawn(which, &spire, &format!("reconcile-{n}"))?;
+    let mut proc = ctx.spawn(which, &spire, &round_tag(format!("reconcile-{n}"), round))?;
     let all = wait_converged(
         &mut proc,
         which,
@@ -1317,7 +1337,7 @@ async fn reconcile(ctx: &Ctx, which: Which, namespace: &str) -> anyhow::Result<R
     // 3. Restart with all n present but one: start to converged.
     let victim = victims.next().context("no entry to delete")?;
     spire_client.batch_delete(&[victim]).await?;
-    let mut proc = ctx.spawn(which, &spire, &format!("restart-{n}"))?;
+    let mut proc = ctx.spawn(which, &spire, &round_tag(format!("restart-{n}"), round))?;
     // Converged: the end of the first pass after which the server holds all n again.
     let converged = wait_converged(
         &mut proc,
@@ -1339,6 +1359,137 @@ async fn reconcile(ctx: &Ctx, which: Which, namespace: &str) -> anyhow::Result<R
     }
     drop(spire);
     Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// Rounds.
+
+/// The median of `values`: the lower middle one of an even count.
+fn median<T: PartialOrd + Copy + Default>(mut values: Vec<T>) -> T {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    values
+        .get(values.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or_default()
+}
+
+/// The median of figures that a round may lack: none if any round lacks it.
+fn median_of_all<T: PartialOrd + Copy + Default>(values: Vec<Option<T>>) -> Option<T> {
+    values.into_iter().collect::<Option<Vec<T>>>().map(median)
+}
+
+impl Burst {
+    /// Each figure's median over the rounds; peak RSS and pods missing, the largest.
+    fn median(rounds: &[&Burst]) -> Burst {
+        let of = |f: fn(&Burst) -> Duration| median(rounds.iter().map(|b| f(b)).collect());
+        Burst {
+            pods: rounds.first().map_or(0, |b| b.pods),
+            created_in: of(|b| b.created_in),
+            all_in: median_of_all(rounds.iter().map(|b| b.all_in).collect()),
+            missing: rounds.iter().map(|b| b.missing).max().unwrap_or(0),
+            p50: of(|b| b.p50),
+            p99: of(|b| b.p99),
+            max: of(|b| b.max),
+            poll_p50: of(|b| b.poll_p50),
+            poll_max: of(|b| b.poll_max),
+            poll_busy: median(rounds.iter().map(|b| b.poll_busy).collect()),
+            passes: median(rounds.iter().map(|b| b.passes).collect()),
+            longest_pass: of(|b| b.longest_pass),
+            hwm_kib: rounds.iter().filter_map(|b| b.hwm_kib).max(),
+            problems: rounds.iter().flat_map(|b| b.problems.clone()).collect(),
+            lists_per_minute: median(rounds.iter().map(|b| b.lists_per_minute).collect()),
+        }
+    }
+}
+
+impl Reconcile {
+    /// Each figure's median over the rounds; the steady passes of all rounds together;
+    /// peak RSS, the largest.
+    fn median(rounds: &[&Reconcile]) -> Reconcile {
+        let cpu =
+            |i: usize| median_of_all(rounds.iter().map(|r| r.initial_cpu.map(|c| c[i])).collect());
+        Reconcile {
+            initial: median_of_all(rounds.iter().map(|r| r.initial).collect()),
+            initial_pass: median_of_all(rounds.iter().map(|r| r.initial_pass).collect()),
+            steady: rounds
+                .iter()
+                .flat_map(|r| r.steady.iter().copied())
+                .collect(),
+            settled: median(rounds.iter().map(|r| r.settled).collect()),
+            initial_cpu: match (cpu(0), cpu(1), cpu(2)) {
+                (Some(c), Some(s), Some(a)) => Some([c, s, a]),
+                _ => None,
+            },
+            restart: median_of_all(rounds.iter().map(|r| r.restart).collect()),
+            hwm_kib: rounds.iter().filter_map(|r| r.hwm_kib).max(),
+            problems: rounds.iter().flat_map(|r| r.problems.clone()).collect(),
+        }
+    }
+}
+
+/// A phase's failure as the text the table prints.
+fn failure_text<T>(result: anyhow::Result<T>) -> Result<T, String> {
+    result.map_err(|e| format!("{e:#}"))
+}
+
+/// The median over rounds, or the first round's failure.
+fn combine<T>(rounds: &[Result<T, String>], median: fn(&[&T]) -> T) -> Result<T, String> {
+    let mut ok = Vec::new();
+    for (i, round) in rounds.iter().enumerate() {
+        match round {
+            Ok(r) => ok.push(r),
+            Err(e) if rounds.len() == 1 => return Err(e.clone()),
+            Err(e) => return Err(format!("round {}: {e}", i + 1)),
+        }
+    }
+    Ok(median(&ok))
+}
+
+/// Each round's headline figures, ours beside SCM's (if run), after the table of medians.
+fn round_rows(
+    ours_bursts: &[Burst],
+    scm_bursts: &[Result<Burst, String>],
+    ours_reconciles: &[Result<Reconcile, String>],
+    scm_reconciles: &[Result<Reconcile, String>],
+) {
+    println!("\nEach round, tekton-spire / spire-controller-manager (odd rounds start with ours):");
+    let opt = |d: Option<Duration>| d.map_or_else(|| "n/a".to_owned(), secs);
+    let steady_p50 = |r: &Reconcile| {
+        let mut s = r.steady.clone();
+        s.sort();
+        secs(percentile(&s, 50.0))
+    };
+    for (i, ours_b) in ours_bursts.iter().enumerate() {
+        let scm_b = scm_bursts.get(i).map(|r| r.as_ref().ok());
+        let burst = |f: &dyn Fn(&Burst) -> String| match scm_b {
+            None => f(ours_b),
+            Some(None) => format!("{} / failed", f(ours_b)),
+            Some(Some(scm)) => format!("{} / {}", f(ours_b), f(scm)),
+        };
+        let one = |r: Option<&Result<Reconcile, String>>, f: &dyn Fn(&Reconcile) -> String| match r
+        {
+            None => None,
+            Some(Ok(r)) => Some(f(r)),
+            Some(Err(_)) => Some("failed".to_owned()),
+        };
+        let reconcile = |f: &dyn Fn(&Reconcile) -> String| {
+            let ours = one(ours_reconciles.get(i), f).unwrap_or_default();
+            match one(scm_reconciles.get(i), f) {
+                None => ours,
+                Some(scm) => format!("{ours} / {scm}"),
+            }
+        };
+        println!(
+            "  round {}: burst all {}, p50 {}, p99 {}; from nothing {}; steady p50 {}; restart {}",
+            i + 1,
+            burst(&|b| b.all_in.map_or_else(|| "missing".to_owned(), secs)),
+            burst(&|b| secs(b.p50)),
+            burst(&|b| secs(b.p99)),
+            reconcile(&|r| opt(r.initial)),
+            reconcile(&steady_p50),
+            reconcile(&|r| opt(r.restart)),
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1510,19 +1661,29 @@ async fn main() -> anyhow::Result<()> {
         nodes.create(&PostParams::default(), &node).await?;
     }
 
-    let ours_burst = burst(&ctx, Which::Ours).await?;
-    let baseline_burst = match &ctx.args.baseline {
-        Some(_) => Some(
-            burst(&ctx, Which::Baseline)
-                .await
-                .map_err(|e| format!("{e:#}")),
-        ),
-        None => None,
-    };
-    let scm_burst = match &ctx.args.scm {
-        Some(_) => Some(burst(&ctx, Which::Scm).await.map_err(|e| format!("{e:#}"))),
-        None => None,
-    };
+    let rounds = usize::from(ctx.args.rounds);
+    // Who goes first alternates: the machine changes as a run goes on (etcd grows, caches
+    // warm), and a fixed order would hand one controller the same side of it every time.
+    let scm_first = |round: usize| round % 2 == 1;
+    let mut ours_bursts = Vec::new();
+    let mut scm_bursts = Vec::new();
+    let mut baseline_bursts = Vec::new();
+    for round in 0..rounds {
+        if scm_first(round) && ctx.args.scm.is_some() {
+            scm_bursts.push(failure_text(burst(&ctx, Which::Scm, round).await));
+        }
+        ours_bursts.push(burst(&ctx, Which::Ours, round).await?);
+        if ctx.args.baseline.is_some() {
+            baseline_bursts.push(failure_text(burst(&ctx, Which::Baseline, round).await));
+        }
+        if !scm_first(round) && ctx.args.scm.is_some() {
+            scm_bursts.push(failure_text(burst(&ctx, Which::Scm, round).await));
+        }
+    }
+    let ours_burst = Burst::median(&ours_bursts.iter().collect::<Vec<_>>());
+    let baseline_burst =
+        (!baseline_bursts.is_empty()).then(|| combine(&baseline_bursts, Burst::median));
+    let scm_burst = (!scm_bursts.is_empty()).then(|| combine(&scm_bursts, Burst::median));
 
     let n = ctx.args.reconcile_pods;
     eprintln!("bench: creating {n} TaskRuns and pods (no controller running)");
@@ -1541,17 +1702,26 @@ async fn main() -> anyhow::Result<()> {
         "bench: created {n} in {:?} ({create_rate:.0} pods/s)",
         created.finished - created.started
     );
-    let ours_reconcile = reconcile(&ctx, Which::Ours, &namespace)
-        .await
-        .map_err(|e| format!("{e:#}"));
-    let scm_reconcile = match &ctx.args.scm {
-        Some(_) => Some(
-            reconcile(&ctx, Which::Scm, &namespace)
-                .await
-                .map_err(|e| format!("{e:#}")),
-        ),
-        None => None,
-    };
+    let mut ours_reconciles = Vec::new();
+    let mut scm_reconciles = Vec::new();
+    for round in 0..rounds {
+        if scm_first(round) && ctx.args.scm.is_some() {
+            scm_reconciles.push(failure_text(
+                reconcile(&ctx, Which::Scm, &namespace, round).await,
+            ));
+        }
+        ours_reconciles.push(failure_text(
+            reconcile(&ctx, Which::Ours, &namespace, round).await,
+        ));
+        if !scm_first(round) && ctx.args.scm.is_some() {
+            scm_reconciles.push(failure_text(
+                reconcile(&ctx, Which::Scm, &namespace, round).await,
+            ));
+        }
+    }
+    let ours_reconcile = combine(&ours_reconciles, Reconcile::median);
+    let scm_reconcile =
+        (!scm_reconciles.is_empty()).then(|| combine(&scm_reconciles, Reconcile::median));
 
     let scm_name = if ctx.args.scm.is_some() {
         format!("spire-controller-manager {}", ctx.args.scm_version)
@@ -1560,11 +1730,16 @@ async fn main() -> anyhow::Result<()> {
     };
     println!();
     println!(
-        "Controller benchmark: {} cores, load average {} at the start, {} at the end; {} min in all",
+        "Controller benchmark: {} cores, load average {} at the start, {} at the end; {} min in all{}",
         std::thread::available_parallelism().map_or(0, usize::from),
         load_start,
         load_average(),
-        started.elapsed().as_secs() / 60
+        started.elapsed().as_secs() / 60,
+        if rounds > 1 {
+            format!("; each figure the median of {rounds} rounds")
+        } else {
+            String::new()
+        }
     );
     println!("  {:<52} {:>24} {:>24}", "", "tekton-spire", scm_name);
     println!(
@@ -1596,6 +1771,9 @@ async fn main() -> anyhow::Result<()> {
         }
     );
     reconcile_rows(&ours_reconcile, scm_reconcile.as_ref());
+    if rounds > 1 {
+        round_rows(&ours_bursts, &scm_bursts, &ours_reconciles, &scm_reconciles);
+    }
     println!(
         "\nEntry first-seen times come from listing every entry of the server (ListEntries,\n\
          {} a page, over the admin socket) in a loop, pausing {:?} or as long as the\n\

@@ -11,6 +11,9 @@
 #       --baseline BIN      an earlier tekton-spire binary, measured as "before" in the burst
 #                           and step-transition phases
 #       --small-objects     small synthetic objects instead of Tekton-shaped ones
+#       --rounds N          N rounds of each phase (1-9, default 1), alternating which
+#                           controller goes first; every row gives the median, and each
+#                           round's headline figures follow (about 12 minutes a round)
 #       --keep DIR          work in DIR and leave it (logs, configs) instead of a temp dir
 #   ./scripts/bench-controller.sh build-scm
 #       only builds (or finds) spire-controller-manager and prints its cache directory
@@ -43,7 +46,7 @@ if [[ ${1:-} == build-scm ]]; then
   exit 0
 fi
 
-pods=1000 nodes=10 reconcile_pods=10000 scm=1 keep="" baseline="" small=0
+pods=1000 nodes=10 reconcile_pods=10000 scm=1 keep="" baseline="" small=0 rounds=1
 while [[ $# -gt 0 ]]; do
   case $1 in
     --pods) pods=$2; shift ;;
@@ -52,6 +55,7 @@ while [[ $# -gt 0 ]]; do
     --no-scm) scm=0 ;;
     --baseline) baseline=$2; shift ;;
     --small-objects) small=1 ;;
+    --rounds) rounds=$2; shift ;;
     --keep) keep=$2; shift ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
@@ -107,7 +111,7 @@ if [[ -n $scm_bin ]]; then
 fi
 
 args=(--kubeconfig "$work/kube/kubeconfig" --controller "$controller" --work "$work"
-      --pods "$pods" --nodes "$nodes" --reconcile-pods "$reconcile_pods")
+      --pods "$pods" --nodes "$nodes" --reconcile-pods "$reconcile_pods" --rounds "$rounds")
 [[ -z $scm_bin ]] || args+=(--scm "$scm_bin" --scm-version "$SCM_VERSION")
 [[ -z $baseline ]] || args+=(--baseline "$baseline")
 [[ $small == 0 ]] || args+=(--small-objects)
