@@ -1427,6 +1427,24 @@ impl Reconcile {
     }
 }
 
+/// Who runs a phase in `round`, in order: ours, then the baseline and SCM if given; SCM
+/// first in every second round. The machine changes as a run goes on (etcd grows, caches
+/// warm), and a fixed order would hand one controller the same side of it every time.
+fn run_order(round: usize, scm: bool, baseline: bool) -> Vec<Which> {
+    let mut order = vec![Which::Ours];
+    if baseline {
+        order.push(Which::Baseline);
+    }
+    if scm {
+        if round % 2 == 1 {
+            order.insert(0, Which::Scm);
+        } else {
+            order.push(Which::Scm);
+        }
+    }
+    order
+}
+
 /// A phase's failure as the text the table prints.
 fn failure_text<T>(result: anyhow::Result<T>) -> Result<T, String> {
     result.map_err(|e| format!("{e:#}"))
@@ -1662,22 +1680,18 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let rounds = usize::from(ctx.args.rounds);
-    // Who goes first alternates: the machine changes as a run goes on (etcd grows, caches
-    // warm), and a fixed order would hand one controller the same side of it every time.
-    let scm_first = |round: usize| round % 2 == 1;
+    let has_scm = ctx.args.scm.is_some();
     let mut ours_bursts = Vec::new();
     let mut scm_bursts = Vec::new();
     let mut baseline_bursts = Vec::new();
     for round in 0..rounds {
-        if scm_first(round) && ctx.args.scm.is_some() {
-            scm_bursts.push(failure_text(burst(&ctx, Which::Scm, round).await));
-        }
-        ours_bursts.push(burst(&ctx, Which::Ours, round).await?);
-        if ctx.args.baseline.is_some() {
-            baseline_bursts.push(failure_text(burst(&ctx, Which::Baseline, round).await));
-        }
-        if !scm_first(round) && ctx.args.scm.is_some() {
-            scm_bursts.push(failure_text(burst(&ctx, Which::Scm, round).await));
+        for which in run_order(round, has_scm, ctx.args.baseline.is_some()) {
+            let result = burst(&ctx, which, round).await;
+            match which {
+                Which::Ours => ours_bursts.push(result?),
+                Which::Baseline => baseline_bursts.push(failure_text(result)),
+                Which::Scm => scm_bursts.push(failure_text(result)),
+            }
         }
     }
     let ours_burst = Burst::median(&ours_bursts.iter().collect::<Vec<_>>());
@@ -1705,18 +1719,12 @@ async fn main() -> anyhow::Result<()> {
     let mut ours_reconciles = Vec::new();
     let mut scm_reconciles = Vec::new();
     for round in 0..rounds {
-        if scm_first(round) && ctx.args.scm.is_some() {
-            scm_reconciles.push(failure_text(
-                reconcile(&ctx, Which::Scm, &namespace, round).await,
-            ));
-        }
-        ours_reconciles.push(failure_text(
-            reconcile(&ctx, Which::Ours, &namespace, round).await,
-        ));
-        if !scm_first(round) && ctx.args.scm.is_some() {
-            scm_reconciles.push(failure_text(
-                reconcile(&ctx, Which::Scm, &namespace, round).await,
-            ));
+        for which in run_order(round, has_scm, false) {
+            let result = failure_text(reconcile(&ctx, which, &namespace, round).await);
+            match which {
+                Which::Scm => scm_reconciles.push(result),
+                Which::Ours | Which::Baseline => ours_reconciles.push(result),
+            }
         }
     }
     let ours_reconcile = combine(&ours_reconciles, Reconcile::median);

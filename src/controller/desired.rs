@@ -115,11 +115,7 @@ pub(crate) fn entry_for(
     let parent_id = format!("spiffe://{td}{}{node}", config.node_alias_prefix)
         .parse()
         .map_err(|_| Skip::Unnamable)?;
-    // The only selector that names the pod: never empty (the API server sets every UID).
-    let uid = pod
-        .uid()
-        .filter(|uid| !uid.is_empty())
-        .ok_or(Skip::Unnamable)?;
+    let uid = pod.uid().unwrap_or_default();
     let id = pod_entry_id(config, &uid).ok_or(Skip::Unnamable)?;
     // The pod's UID alone names it, and with it its namespace and name: the API server
     // chooses it, once. No `k8s:ns` or `k8s:pod-name` then: they would narrow nothing, and
@@ -153,6 +149,11 @@ pub(crate) fn entry_for(
 /// The ID of the entry of the pod with UID `uid`: fixed by the pod, so that a pod's entry
 /// is found again after any restart.
 pub(crate) fn pod_entry_id(config: &Config, uid: &str) -> Option<EntryId> {
+    // The UID is the only selector that names the pod: a pod without one gets nothing
+    // (the API server sets every UID).
+    if uid.is_empty() {
+        return None;
+    }
     EntryId::new(format!("{}{uid}", config.entry_id_prefix)).ok()
 }
 

@@ -50,6 +50,7 @@ const MIN_GAP: Duration = Duration::from_millis(5);
 fn pass_gap(planning: Duration) -> Duration {
     planning.max(MIN_GAP)
 }
+
 /// Create batches in flight at once: the server works on one while the next travels.
 const CREATE_CONCURRENCY: usize = 2;
 
@@ -505,7 +506,6 @@ impl EntrySync {
                 .is_some_and(|d| d.spec == r.spec && r.retry_at > retry_now)
         });
         let Some(known) = &self.known else {
-            report.planning = planning_started.elapsed();
             return Ok(report);
         };
         let mut plan = plan(
@@ -809,7 +809,7 @@ impl EntrySync {
             Instant::now()
         };
         let mut backoff_until: Option<Instant> = None;
-        // As if a pass had ended long ago: the first event starts one at once.
+        // No pass yet, so no wait: the first event starts one at once.
         let mut last_pass_end = Instant::now();
         let mut gap = Duration::ZERO;
         loop {
